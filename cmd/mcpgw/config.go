@@ -1,0 +1,210 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"sigs.k8s.io/yaml"
+)
+
+// serveConfig is the whole configuration of `mcpgw serve`, the one place
+// that knows it. Sources, later ones winning: the YAML file (--config), then
+// MCPGW_* environment variables, then flags. The json tag is the YAML key,
+// the flag name is the key with '_' as '-', and the environment variable is
+// MCPGW_ plus the key in upper case.
+type serveConfig struct {
+	Listen          string   `json:"listen" usage:"address to listen on"`
+	Data            string   `json:"data" usage:"data directory (database, admin token, session key)"`
+	Store           string   `json:"store" usage:"store URL (default sqlite:<data>/mcpgw.db)"`
+	PublicURL       string   `json:"public_url" usage:"URL clients reach the gateway at"`
+	LogLevel        string   `json:"log_level" usage:"debug, info, warn or error"`
+	LogFormat       string   `json:"log_format" usage:"json or console"`
+	MaxBodyBytes    int64    `json:"max_body_bytes" usage:"request body limit in bytes"`
+	UpstreamTimeout string   `json:"upstream_timeout" usage:"limit of one relayed POST exchange, e.g. 60s"`
+	AllowedHosts    []string `json:"allowed_hosts" usage:"extra Host names accepted on a loopback listener (repeatable)"`
+	OIDCIssuer      []string `json:"oidc_issuer" usage:"OIDC issuer URL accepted for ingress (repeatable)"`
+	OIDCAudience    []string `json:"oidc_audience" usage:"audience required in OIDC tokens (repeatable)"`
+	InsecureNoAuth  bool     `json:"insecure_no_auth" usage:"allow a non-loopback listener without an identity provider"`
+}
+
+func defaultServeConfig() serveConfig {
+	return serveConfig{
+		Listen:       "127.0.0.1:7860",
+		Data:         "./mcpgw-data",
+		LogLevel:     "info",
+		LogFormat:    "json",
+		MaxBodyBytes: 4 << 20,
+	}
+}
+
+// bindFlags declares one flag per config field.
+func bindFlags(fs *pflag.FlagSet, c *serveConfig) {
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name := strings.ReplaceAll(f.Tag.Get("json"), "_", "-")
+		usage := f.Tag.Get("usage")
+		switch p := v.Field(i).Addr().Interface().(type) {
+		case *string:
+			fs.StringVar(p, name, *p, usage)
+		case *int64:
+			fs.Int64Var(p, name, *p, usage)
+		case *bool:
+			fs.BoolVar(p, name, *p, usage)
+		case *[]string:
+			fs.StringArrayVar(p, name, *p, usage)
+		}
+	}
+}
+
+// loadServeConfig layers file, environment and the flags the user set, and
+// reports every problem at once.
+func loadServeConfig(fs *pflag.FlagSet, flagged serveConfig, file string, environ []string) (serveConfig, error) {
+	c := defaultServeConfig()
+	var errs []error
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return c, fmt.Errorf("config: %w", err)
+		}
+		if err := yaml.UnmarshalStrict(b, &c); err != nil {
+			errs = append(errs, fmt.Errorf("config %s: %w", file, err))
+		}
+	}
+	v := reflect.ValueOf(&c).Elem()
+	fv := reflect.ValueOf(flagged)
+	t := v.Type()
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, val, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "MCPGW_") {
+			env[k] = val
+		}
+	}
+	known := map[string]bool{"MCPGW_CONFIG": true, "MCPGW_REGISTRY_URL": true, "MCPGW_TOKEN_FILE": true, "MCPGW_SESSION_KEY": true}
+	for i := 0; i < t.NumField(); i++ {
+		key := t.Field(i).Tag.Get("json")
+		envKey := "MCPGW_" + strings.ToUpper(key)
+		known[envKey] = true
+		if val, ok := env[envKey]; ok {
+			if err := setFromString(v.Field(i), val); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", envKey, err))
+			}
+		}
+		if fs.Changed(strings.ReplaceAll(key, "_", "-")) {
+			v.Field(i).Set(fv.Field(i))
+		}
+	}
+	for k := range env {
+		if !known[k] {
+			errs = append(errs, fmt.Errorf("%s: unknown setting", k))
+		}
+	}
+	errs = append(errs, c.validate()...)
+	return c, errors.Join(errs...)
+}
+
+func setFromString(f reflect.Value, s string) error {
+	switch f.Kind() {
+	case reflect.String:
+		f.SetString(s)
+	case reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", s)
+		}
+		f.SetInt(n)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", s)
+		}
+		f.SetBool(b)
+	case reflect.Slice:
+		var parts []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		f.Set(reflect.ValueOf(parts))
+	}
+	return nil
+}
+
+func (c *serveConfig) validate() []error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen: %q is not host:port", c.Listen))
+	}
+	if c.Data == "" {
+		errs = append(errs, errors.New("data: must not be empty"))
+	}
+	if c.Store != "" && !strings.HasPrefix(c.Store, "sqlite:") {
+		errs = append(errs, fmt.Errorf("store: %q is not supported; use sqlite:<file>", c.Store))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log_level: %q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "json", "console":
+	default:
+		errs = append(errs, fmt.Errorf("log_format: %q is not json or console", c.LogFormat))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("max_body_bytes: %d is below 1024", c.MaxBodyBytes))
+	}
+	if c.UpstreamTimeout != "" {
+		if d, err := time.ParseDuration(c.UpstreamTimeout); err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("upstream_timeout: %q is not a positive duration such as 60s", c.UpstreamTimeout))
+		}
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("public_url: %q is not an absolute http(s) URL", c.PublicURL))
+		}
+	}
+	for _, iss := range c.OIDCIssuer {
+		if u, err := url.Parse(iss); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("oidc_issuer: %q is not an absolute http(s) URL", iss))
+		}
+	}
+	if len(c.OIDCIssuer) > 0 {
+		errs = append(errs, errors.New("oidc_issuer: OIDC ingress is not available in this version; use the gateway API keys"))
+	}
+	if host, _, err := net.SplitHostPort(c.Listen); err == nil && !loopbackHost(host) && !c.InsecureNoAuth && len(c.OIDCIssuer) == 0 {
+		errs = append(errs, fmt.Errorf("listen: %q is not a loopback address and no OIDC issuer is configured; set --oidc-issuer or pass --insecure-no-auth", c.Listen))
+	}
+	return errs
+}
+
+func loopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (c *serveConfig) storePath() string {
+	if c.Store != "" {
+		return strings.TrimPrefix(c.Store, "sqlite:")
+	}
+	return filepath.Join(c.Data, "mcpgw.db")
+}
+
+func (c *serveConfig) upstreamTimeout() time.Duration {
+	d, _ := time.ParseDuration(c.UpstreamTimeout)
+	return d
+}

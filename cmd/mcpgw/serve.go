@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/mcpgw/mcpgw/auth"
+	"github.com/mcpgw/mcpgw/gateway"
+	"github.com/mcpgw/mcpgw/registry"
+	"github.com/mcpgw/mcpgw/registry/sqlite"
+	"github.com/mcpgw/mcpgw/upstream"
+)
+
+func newServeCmd() *cobra.Command {
+	flagged := defaultServeConfig()
+	var configFile string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the gateway, registry, meta MCP server and REST API on one listener",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configFile == "" {
+				configFile = os.Getenv("MCPGW_CONFIG")
+			}
+			cfg, err := loadServeConfig(cmd.Flags(), flagged, configFile, os.Environ())
+			if err != nil {
+				return &exitError{code: exitInvalid, err: fmt.Errorf("invalid configuration:\n%w", err)}
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, cfg, cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVar(&configFile, "config", "", "YAML configuration file (flags and MCPGW_* environment variables override it)")
+	bindFlags(cmd.Flags(), &flagged)
+	return cmd
+}
+
+func newLogger(cfg serveConfig, w interface{ Write([]byte) (int, error) }) zerolog.Logger {
+	level, _ := zerolog.ParseLevel(cfg.LogLevel)
+	var lg zerolog.Logger
+	if cfg.LogFormat == "console" {
+		lg = zerolog.New(zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339})
+	} else {
+		lg = zerolog.New(w)
+	}
+	return lg.Level(level).With().Timestamp().Logger()
+}
+
+// serve wires every package together and runs until ctx ends.
+func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte) (int, error) }) error {
+	lg := newLogger(cfg, logOut)
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return failed(fmt.Errorf("data directory: %w", err))
+	}
+	store, err := sqlite.Open(ctx, cfg.storePath())
+	if err != nil {
+		return failed(err)
+	}
+	defer store.Close()
+	tokenFile, err := auth.EnsureAdminKey(ctx, store, cfg.Data)
+	if err != nil {
+		return failed(err)
+	}
+	key, err := gateway.LoadOrCreateSessionKey(cfg.Data)
+	if err != nil {
+		return failed(err)
+	}
+	sealer, err := gateway.NewSealer(key)
+	if err != nil {
+		return failed(err)
+	}
+	up := upstream.New(upstream.Options{}, version)
+	defer up.Close()
+	reg := registry.NewService(store)
+	gw, err := gateway.New(gateway.Options{
+		MaxBodyBytes:    cfg.MaxBodyBytes,
+		PublicURL:       cfg.PublicURL,
+		Version:         version,
+		AllowedHosts:    cfg.AllowedHosts,
+		UpstreamTimeout: cfg.upstreamTimeout(),
+	}, gateway.Deps{
+		Registry:  reg,
+		Verifier:  auth.NewAuthenticator(store, auth.Options{}),
+		Policy:    auth.NewPolicy(),
+		Tools:     up,
+		Transport: up.Transport(),
+		Sealer:    sealer,
+		Log:       lg,
+	})
+	if err != nil {
+		return failed(err)
+	}
+	if err := gw.Load(ctx); err != nil {
+		return failed(err)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return failed(fmt.Errorf("listen: %w", err))
+	}
+	srv := &http.Server{
+		Handler:           gw,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          nil,
+	}
+	lg.Info().Str("listen", ln.Addr().String()).Str("data", cfg.Data).Str("admin_token_file", tokenFile).
+		Str("version", version).Msg("mcpgw serving: MCP at /mcpgw/mcp, REST at /api/v1")
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return failed(fmt.Errorf("serve: %w", err))
+	case <-ctx.Done():
+	}
+	lg.Info().Msg("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return failed(fmt.Errorf("shutdown: %w", err))
+	}
+	return nil
+}
+
+// defaultDataDir is where client commands look for the admin token.
+func defaultDataDir() string {
+	if d := strings.TrimSpace(os.Getenv("MCPGW_DATA")); d != "" {
+		return d
+	}
+	return "./mcpgw-data"
+}

@@ -1,0 +1,269 @@
+// Package registry holds the server model of mcpgw: what a registered upstream
+// MCP server is, how a registration is validated and normalized, the Store
+// interface that persists servers, and the Service through which every
+// surface (REST, CLI, MCP tools, UI) changes the registry.
+package registry
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Known auth providers and types. Other auth_provider values are accepted as
+// labels; auth_type is a closed set because it changes how requests are sent.
+const (
+	ProviderBedrockAgentCore = "bedrock-agentcore"
+
+	AuthTypeNone        = "none"
+	AuthTypeOAuth       = "oauth"
+	AuthTypeAPIKey      = "api-key"
+	AuthTypePassthrough = "passthrough"
+
+	TransportStreamableHTTP = "streamable-http"
+	TransportSSE            = "sse"
+)
+
+// Redacted is what every public view shows in place of a secret value.
+const Redacted = "***"
+
+// Secret holds a value that must never be printed: its String, GoString and
+// JSON forms are all "***". Only Reveal returns the value, so code that leaks
+// one has to say so by name.
+type Secret struct{ v string }
+
+// NewSecret wraps v.
+func NewSecret(v string) Secret { return Secret{v: v} }
+
+// Reveal returns the secret value; call it only where the value is sent.
+func (s Secret) Reveal() string { return s.v }
+
+// String implements fmt.Stringer without leaking the value.
+func (s Secret) String() string { return Redacted }
+
+// GoString implements fmt.GoStringer without leaking the value (%#v).
+func (s Secret) GoString() string { return Redacted }
+
+// MarshalJSON renders the secret redacted.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + Redacted + `"`), nil }
+
+// MarshalText renders the secret redacted (used by loggers and encoders).
+func (s Secret) MarshalText() ([]byte, error) { return []byte(Redacted), nil }
+
+// Header is one egress header of a server. Its value may hold $VAR or ${VAR}
+// references that are expanded only when a request is sent.
+type Header struct {
+	Name  string
+	Value Secret
+}
+
+// ParsedDescription is the seed format's description of a tool.
+type ParsedDescription struct {
+	Main    *string `json:"main"`
+	Args    *string `json:"args"`
+	Returns *string `json:"returns"`
+	Raises  *string `json:"raises"`
+}
+
+// Tool is one tool of a server, as registered or as listed by the upstream.
+// Schema is the tool's JSON Schema, kept byte for byte.
+type Tool struct {
+	Name              string            `json:"name"`
+	ParsedDescription ParsedDescription `json:"parsed_description"`
+	Schema            json.RawMessage   `json:"schema,omitempty"`
+}
+
+// Description returns the main description, or "" when there is none.
+func (t Tool) Description() string {
+	if t.ParsedDescription.Main == nil {
+		return ""
+	}
+	return *t.ParsedDescription.Main
+}
+
+// Server is one registered upstream MCP server.
+type Server struct {
+	ServerName          string
+	Description         string
+	Path                string
+	ProxyPassURL        string
+	AuthProvider        string
+	AuthType            string
+	SupportedTransports []string
+	Tags                []string
+	Headers             []Header
+	ToolList            []Tool
+	NumTools            int
+	NumStars            int
+	IsPython            bool
+	License             string
+	// Extra holds unknown registration fields, kept so they round-trip.
+	Extra map[string]json.RawMessage
+
+	Enabled   bool
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Passthrough reports whether the caller's Authorization header is forwarded
+// to the upstream unchanged instead of being treated as gateway ingress.
+func (s *Server) Passthrough() bool {
+	return s.AuthProvider == ProviderBedrockAgentCore || s.AuthType == AuthTypePassthrough
+}
+
+// Clone returns a deep copy, so callers can never mutate a shared value.
+func (s *Server) Clone() *Server {
+	c := *s
+	c.SupportedTransports = append([]string(nil), s.SupportedTransports...)
+	c.Tags = append([]string(nil), s.Tags...)
+	c.Headers = append([]Header(nil), s.Headers...)
+	c.ToolList = append([]Tool(nil), s.ToolList...)
+	if s.Extra != nil {
+		c.Extra = make(map[string]json.RawMessage, len(s.Extra))
+		for k, v := range s.Extra {
+			c.Extra[k] = v
+		}
+	}
+	return &c
+}
+
+// document is the JSON shape of a server. Field order follows the seed's
+// gateway-config.json so that output reads like the input.
+type document struct {
+	ServerName          string              `json:"server_name"`
+	Description         string              `json:"description"`
+	Path                string              `json:"path"`
+	ProxyPassURL        string              `json:"proxy_pass_url"`
+	AuthProvider        string              `json:"auth_provider,omitempty"`
+	AuthType            string              `json:"auth_type"`
+	SupportedTransports []string            `json:"supported_transports"`
+	Tags                []string            `json:"tags"`
+	Headers             []map[string]string `json:"headers,omitempty"`
+	NumTools            int                 `json:"num_tools"`
+	NumStars            int                 `json:"num_stars"`
+	IsPython            bool                `json:"is_python"`
+	License             string              `json:"license,omitempty"`
+	ToolList            []Tool              `json:"tool_list"`
+	Enabled             *bool               `json:"enabled,omitempty"`
+	CreatedAt           *time.Time          `json:"created_at,omitempty"`
+	UpdatedAt           *time.Time          `json:"updated_at,omitempty"`
+}
+
+func (s *Server) document(reveal bool) document {
+	d := document{
+		ServerName: s.ServerName, Description: s.Description, Path: s.Path,
+		ProxyPassURL: s.ProxyPassURL, AuthProvider: s.AuthProvider, AuthType: s.AuthType,
+		SupportedTransports: s.SupportedTransports, Tags: s.Tags,
+		NumTools: s.NumTools, NumStars: s.NumStars, IsPython: s.IsPython, License: s.License,
+		ToolList: s.ToolList,
+	}
+	if d.SupportedTransports == nil {
+		d.SupportedTransports = []string{}
+	}
+	if d.Tags == nil {
+		d.Tags = []string{}
+	}
+	if d.ToolList == nil {
+		d.ToolList = []Tool{}
+	}
+	for _, h := range s.Headers {
+		v := Redacted
+		if reveal {
+			v = h.Value.Reveal()
+		}
+		d.Headers = append(d.Headers, map[string]string{h.Name: v})
+	}
+	return d
+}
+
+func (s *Server) marshal(reveal, withState bool) ([]byte, error) {
+	d := s.document(reveal)
+	if withState {
+		en, ca, ua := s.Enabled, s.CreatedAt.UTC(), s.UpdatedAt.UTC()
+		d.Enabled, d.CreatedAt, d.UpdatedAt = &en, &ca, &ua
+		if s.CreatedAt.IsZero() {
+			d.CreatedAt, d.UpdatedAt = nil, nil
+		}
+	}
+	b, err := json.Marshal(d)
+	if err != nil || len(s.Extra) == 0 {
+		return b, err
+	}
+	// Append unknown fields after the known ones, in a stable order.
+	keys := make([]string, 0, len(s.Extra))
+	for k := range s.Extra {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var buf bytes.Buffer
+	buf.Write(b[:len(b)-1])
+	for _, k := range keys {
+		kb, _ := json.Marshal(k)
+		buf.WriteByte(',')
+		buf.Write(kb)
+		buf.WriteByte(':')
+		buf.Write(s.Extra[k])
+	}
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
+}
+
+// MarshalJSON renders the public view: header values redacted, with the
+// enabled state and timestamps.
+func (s *Server) MarshalJSON() ([]byte, error) { return s.marshal(false, true) }
+
+// MarshalStorage renders the form a Store persists: header values kept as
+// configured (unexpanded), state excluded (stores keep it in columns).
+func (s *Server) MarshalStorage() ([]byte, error) { return s.marshal(true, false) }
+
+// UnmarshalStorage reads what MarshalStorage wrote. It does not validate:
+// stored documents were validated when they were registered.
+func UnmarshalStorage(b []byte) (*Server, error) {
+	var d document
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("registry: decode stored server: %w", err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("registry: decode stored server: %w", err)
+	}
+	s := &Server{
+		ServerName: d.ServerName, Description: d.Description, Path: d.Path,
+		ProxyPassURL: d.ProxyPassURL, AuthProvider: d.AuthProvider, AuthType: d.AuthType,
+		SupportedTransports: d.SupportedTransports, Tags: d.Tags, ToolList: d.ToolList,
+		NumTools: d.NumTools, NumStars: d.NumStars, IsPython: d.IsPython, License: d.License,
+		Extra: unknownFields(raw),
+	}
+	for _, m := range d.Headers {
+		for k, v := range m {
+			s.Headers = append(s.Headers, Header{Name: k, Value: NewSecret(v)})
+		}
+	}
+	return s, nil
+}
+
+// knownFields are the registration fields of SPEC section 2, plus the state
+// fields of the public view (accepted so a `show --json` output re-registers).
+var knownFields = map[string]bool{
+	"server_name": true, "description": true, "path": true, "proxy_pass_url": true,
+	"auth_provider": true, "auth_type": true, "supported_transports": true, "tags": true,
+	"headers": true, "tool_list": true, "num_tools": true, "num_stars": true,
+	"is_python": true, "license": true,
+	"enabled": true, "created_at": true, "updated_at": true,
+}
+
+func unknownFields(raw map[string]json.RawMessage) map[string]json.RawMessage {
+	var extra map[string]json.RawMessage
+	for k, v := range raw {
+		if knownFields[k] {
+			continue
+		}
+		if extra == nil {
+			extra = map[string]json.RawMessage{}
+		}
+		extra[k] = v
+	}
+	return extra
+}

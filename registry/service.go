@@ -1,0 +1,185 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// EventKind says what changed in the registry.
+type EventKind int
+
+// Kinds of registry changes.
+const (
+	EventPut     EventKind = iota // registered, replaced, enabled, disabled or tools refreshed
+	EventRemoved                  // removed
+)
+
+// Event describes one committed change. Server is a private copy for
+// EventPut and nil for EventRemoved.
+type Event struct {
+	Kind   EventKind
+	Key    string
+	Server *Server
+}
+
+// Service is the one way every surface (REST, CLI through REST, MCP admin
+// tools, UI) changes the registry, so they cannot disagree. It writes to the
+// Store and then tells its subscribers (routing table, search index) in commit
+// order, holding a lock so that subscribers never see changes out of order.
+type Service struct {
+	store Store
+	now   func() time.Time
+
+	mu   sync.Mutex // serializes writes and notifications
+	subs []func(Event)
+}
+
+// NewService returns a Service over store.
+func NewService(store Store) *Service {
+	return &Service{store: store, now: time.Now}
+}
+
+// Store returns the underlying store (for credentials and readiness).
+func (s *Service) Store() Store { return s.store }
+
+// Subscribe registers fn to be called after every committed change. fn runs
+// under the service's write lock and must not call back into the Service.
+func (s *Service) Subscribe(fn func(Event)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.subs = append(s.subs, fn)
+}
+
+func (s *Service) notify(ev Event) {
+	for _, fn := range s.subs {
+		fn(ev)
+	}
+}
+
+// Register parses, validates and stores a registration. With overwrite, an
+// existing server at the same path is replaced (its enabled state and
+// creation time kept); without, ErrExists is returned.
+func (s *Service) Register(ctx context.Context, doc []byte, overwrite bool) (*Server, []string, error) {
+	srv, warnings, err := Parse(doc)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := s.Put(ctx, srv, overwrite)
+	return out, warnings, err
+}
+
+// Put stores an already validated server (see Register).
+func (s *Service) Put(ctx context.Context, srv *Server, overwrite bool) (*Server, error) {
+	srv = srv.Clone()
+	key := PathKey(srv.Path)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now().UTC().Truncate(time.Millisecond)
+	srv.CreatedAt, srv.UpdatedAt = now, now
+	err := s.store.Create(ctx, srv)
+	if err == nil {
+		s.notify(Event{Kind: EventPut, Key: key, Server: srv.Clone()})
+		return srv, nil
+	}
+	if errors.Is(err, ErrExists) && !overwrite {
+		return nil, fmt.Errorf("a service is already registered at %s; use overwrite to replace it: %w", srv.Path, ErrExists)
+	}
+	if err != nil && !errors.Is(err, ErrExists) {
+		return nil, fmt.Errorf("register %s: %w", srv.Path, err)
+	}
+	old, err := s.store.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("register %s: %w", srv.Path, err)
+	}
+	srv.CreatedAt = old.CreatedAt
+	if err := s.store.Replace(ctx, srv); err != nil {
+		return nil, fmt.Errorf("register %s: %w", srv.Path, err)
+	}
+	s.notify(Event{Kind: EventPut, Key: key, Server: srv.Clone()})
+	return srv, nil
+}
+
+// Get returns one server by path (with or without slashes).
+func (s *Service) Get(ctx context.Context, path string) (*Server, error) {
+	srv, err := s.store.Get(ctx, PathKey(path))
+	if err != nil {
+		return nil, notFound("get", path, err)
+	}
+	return srv, nil
+}
+
+// List returns every server ordered by path.
+func (s *Service) List(ctx context.Context) ([]*Server, error) {
+	return s.store.List(ctx)
+}
+
+// Remove deletes one server.
+func (s *Service) Remove(ctx context.Context, path string) error {
+	key := PathKey(path)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.store.Delete(ctx, key); err != nil {
+		return notFound("remove", path, err)
+	}
+	s.notify(Event{Kind: EventRemoved, Key: key})
+	return nil
+}
+
+// SetEnabled enables or disables one server and returns it.
+func (s *Service) SetEnabled(ctx context.Context, path string, enabled bool) (*Server, error) {
+	key := PathKey(path)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.store.SetEnabled(ctx, key, enabled); err != nil {
+		return nil, notFound("toggle", path, err)
+	}
+	srv, err := s.store.Get(ctx, key)
+	if err != nil {
+		return nil, notFound("toggle", path, err)
+	}
+	s.notify(Event{Kind: EventPut, Key: key, Server: srv.Clone()})
+	return srv, nil
+}
+
+// Toggle flips the enabled state of one server and returns it.
+func (s *Service) Toggle(ctx context.Context, path string) (*Server, error) {
+	srv, err := s.Get(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return s.SetEnabled(ctx, path, !srv.Enabled)
+}
+
+// SetTools replaces the tool list of one server (a refresh from the upstream)
+// and returns the updated server.
+func (s *Service) SetTools(ctx context.Context, path string, tools []Tool) (*Server, error) {
+	key := PathKey(path)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	srv, err := s.store.Get(ctx, key)
+	if err != nil {
+		return nil, notFound("refresh", path, err)
+	}
+	srv.ToolList = tools
+	srv.NumTools = len(tools)
+	srv.UpdatedAt = s.now().UTC().Truncate(time.Millisecond)
+	if err := s.store.Replace(ctx, srv); err != nil {
+		return nil, notFound("refresh", path, err)
+	}
+	s.notify(Event{Kind: EventPut, Key: key, Server: srv.Clone()})
+	return srv, nil
+}
+
+func displayPath(p string) string { return "/" + PathKey(p) }
+
+// notFound rewords a store's ErrNotFound as a sentence naming the path.
+func notFound(op, path string, err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("no service is registered at %s: %w", displayPath(path), ErrNotFound)
+	}
+	return fmt.Errorf("%s %s: %w", op, displayPath(path), err)
+}
+
