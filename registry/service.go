@@ -85,7 +85,7 @@ func (s *Service) Put(ctx context.Context, srv *Server, overwrite bool) (*Server
 		return srv, nil
 	}
 	if errors.Is(err, ErrExists) && !overwrite {
-		return nil, fmt.Errorf("a service is already registered at %s; use overwrite to replace it: %w", srv.Path, ErrExists)
+		return nil, kindErr(ErrExists, "a service is already registered at %s; use overwrite to replace it", srv.Path)
 	}
 	if err != nil && !errors.Is(err, ErrExists) {
 		return nil, fmt.Errorf("register %s: %w", srv.Path, err)
@@ -178,8 +178,22 @@ func displayPath(p string) string { return "/" + PathKey(p) }
 // notFound rewords a store's ErrNotFound as a sentence naming the path.
 func notFound(op, path string, err error) error {
 	if errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("no service is registered at %s: %w", displayPath(path), ErrNotFound)
+		return kindErr(ErrNotFound, "no service is registered at %s", displayPath(path))
 	}
 	return fmt.Errorf("%s %s: %w", op, displayPath(path), err)
 }
 
+
+// kindError is a sentence for people that still matches its sentinel kind
+// with errors.Is.
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
+
+func kindErr(kind error, format string, args ...any) error {
+	return &kindError{msg: fmt.Sprintf(format, args...), kind: kind}
+}
