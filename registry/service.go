@@ -183,7 +183,6 @@ func notFound(op, path string, err error) error {
 	return fmt.Errorf("%s %s: %w", op, displayPath(path), err)
 }
 
-
 // kindError is a sentence for people that still matches its sentinel kind
 // with errors.Is.
 type kindError struct {

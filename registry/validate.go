@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"sort"
@@ -66,6 +67,17 @@ func (ps *problems) add(field, format string, args ...any) {
 	*ps = append(*ps, Problem{Field: field, Reason: fmt.Sprintf(format, args...)})
 }
 
+// required reports field as missing unless a problem (such as a wrong type)
+// was already reported for it: one field, one reason.
+func (ps *problems) required(field string) {
+	for _, p := range *ps {
+		if p.Field == field {
+			return
+		}
+	}
+	ps.add(field, "is required")
+}
+
 // Parse decodes, validates and normalizes one registration document
 // (SPEC section 2). It returns warnings for accepted oddities (unknown fields,
 // a num_tools that disagrees with tool_list) and a *ValidationError listing
@@ -75,6 +87,9 @@ func Parse(data []byte) (*Server, []string, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	if err := dec.Decode(&raw); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil, &ValidationError{Problems: []Problem{{Reason: "body is empty; send a JSON object"}}}
+		}
 		return nil, nil, &ValidationError{Problems: []Problem{{Reason: "body is not a JSON object: " + jsonErrText(err)}}}
 	}
 	if dec.More() {
@@ -90,7 +105,7 @@ func Parse(data []byte) (*Server, []string, error) {
 	s.ServerName = strings.TrimSpace(str(raw, "server_name", &ps))
 	switch n := utf8.RuneCountInString(s.ServerName); {
 	case n == 0:
-		ps.add("server_name", "is required")
+		ps.required("server_name")
 	case n > MaxServerNameLen:
 		ps.add("server_name", "is %d characters long; the limit is %d", n, MaxServerNameLen)
 	}
@@ -144,7 +159,14 @@ func jsonErrText(err error) string {
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return "the top-level value is a " + te.Value + ", not an object"
+		article := "a "
+		if strings.ContainsRune("aeiou", rune(te.Value[0])) {
+			article = "an "
+		}
+		return "the top-level value is " + article + te.Value + ", not an object"
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return "the JSON ends before it is complete"
 	}
 	return err.Error()
 }
@@ -252,7 +274,7 @@ func validatePath(p string, agentcore bool, ps *problems) string {
 	key := PathKey(p)
 	if key == "" {
 		if strings.TrimSpace(p) == "" {
-			ps.add("path", "is required")
+			ps.required("path")
 		} else {
 			ps.add("path", "%q is reserved for the gateway", p)
 		}
@@ -294,23 +316,33 @@ func validatePath(p string, agentcore bool, ps *problems) string {
 func validateURL(u string, agentcore bool, ps *problems) string {
 	u = strings.TrimSpace(u)
 	if u == "" {
-		ps.add("proxy_pass_url", "is required")
+		ps.required("proxy_pass_url")
 		return ""
 	}
 	parsed, err := url.Parse(u)
 	if err != nil {
+		if strings.Contains(u, "@") {
+			// It may hold a password: describe the URL without echoing it.
+			ps.add("proxy_pass_url", "is not a valid URL: %s", urlErrText(err))
+			return ""
+		}
 		ps.add("proxy_pass_url", "%q is not a valid URL: %s", u, urlErrText(err))
 		return ""
 	}
 	switch {
+	case parsed.User != nil:
+		// Checked first so that no later message echoes the password.
+		ps.add("proxy_pass_url", "must not hold credentials; put them in headers")
+		return ""
 	case parsed.Scheme != "http" && parsed.Scheme != "https":
 		ps.add("proxy_pass_url", "%q must be an absolute http:// or https:// URL", u)
 		return ""
-	case parsed.User != nil:
-		ps.add("proxy_pass_url", "must not hold credentials; put them in headers")
-		return ""
 	case parsed.Fragment != "" || strings.Contains(u, "#"):
 		ps.add("proxy_pass_url", "%q must not have a #fragment", u)
+		return ""
+	}
+	if parsed.Hostname() == "" {
+		ps.add("proxy_pass_url", "%q has no host", u)
 		return ""
 	}
 	if !validHost(parsed.Hostname()) {
