@@ -99,6 +99,12 @@ type Server struct {
 	NumStars            int
 	IsPython            bool
 	License             string
+	// SkipHealthCheck is set by health_check: false, for upstreams without a
+	// usable health path: the checker leaves them alone.
+	SkipHealthCheck bool
+	// HealthCheckInterval (health_check_interval) overrides the checker's
+	// interval for this server; 0 means the checker's default.
+	HealthCheckInterval time.Duration
 	// Extra holds unknown registration fields, kept so they round-trip.
 	Extra map[string]json.RawMessage
 
@@ -146,6 +152,8 @@ type document struct {
 	IsPython            bool                `json:"is_python"`
 	License             string              `json:"license,omitempty"`
 	ToolList            []Tool              `json:"tool_list"`
+	HealthCheck         *bool               `json:"health_check,omitempty"`
+	HealthCheckInterval string              `json:"health_check_interval,omitempty"`
 	Enabled             *bool               `json:"enabled,omitempty"`
 	CreatedAt           *time.Time          `json:"created_at,omitempty"`
 	UpdatedAt           *time.Time          `json:"updated_at,omitempty"`
@@ -167,6 +175,13 @@ func (s *Server) document(reveal bool) document {
 	}
 	if d.ToolList == nil {
 		d.ToolList = []Tool{}
+	}
+	if s.SkipHealthCheck {
+		off := false
+		d.HealthCheck = &off
+	}
+	if s.HealthCheckInterval > 0 {
+		d.HealthCheckInterval = s.HealthCheckInterval.String()
 	}
 	for _, h := range s.Headers {
 		v := Redacted
@@ -236,6 +251,8 @@ func UnmarshalStorage(b []byte) (*Server, error) {
 		NumTools: d.NumTools, NumStars: d.NumStars, IsPython: d.IsPython, License: d.License,
 		Extra: unknownFields(raw),
 	}
+	s.SkipHealthCheck = d.HealthCheck != nil && !*d.HealthCheck
+	s.HealthCheckInterval, _ = time.ParseDuration(d.HealthCheckInterval)
 	for _, m := range d.Headers {
 		for k, v := range m {
 			s.Headers = append(s.Headers, Header{Name: k, Value: NewSecret(v)})
@@ -250,7 +267,7 @@ var knownFields = map[string]bool{
 	"server_name": true, "description": true, "path": true, "proxy_pass_url": true,
 	"auth_provider": true, "auth_type": true, "supported_transports": true, "tags": true,
 	"headers": true, "tool_list": true, "num_tools": true, "num_stars": true,
-	"is_python": true, "license": true,
+	"is_python": true, "license": true, "health_check": true, "health_check_interval": true,
 	"enabled": true, "created_at": true, "updated_at": true,
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -136,6 +137,8 @@ func Parse(data []byte) (*Server, []string, error) {
 	s.IsPython = boolean(raw, "is_python", false, &ps)
 	s.Enabled = boolean(raw, "enabled", true, &ps)
 	s.License = str(raw, "license", &ps)
+	s.SkipHealthCheck = !boolean(raw, "health_check", true, &ps)
+	s.HealthCheckInterval = interval(raw, "health_check_interval", &ps)
 	if _, ok := raw["tool_list"]; ok && s.NumTools != len(s.ToolList) {
 		if s.NumTools != 0 {
 			warnings = append(warnings, fmt.Sprintf("num_tools is %d but tool_list holds %d tools; using %d", s.NumTools, len(s.ToolList), len(s.ToolList)))
@@ -264,6 +267,47 @@ func boolean(raw map[string]json.RawMessage, field string, def bool, ps *problem
 		return def
 	}
 	return b
+}
+
+// Bounds of a per-server health check interval.
+const (
+	MinHealthCheckInterval = time.Second
+	MaxHealthCheckInterval = 24 * time.Hour
+)
+
+// interval reads a duration given as a Go duration string ("45s", "5m") or
+// a number of seconds.
+func interval(raw map[string]json.RawMessage, field string, ps *problems) time.Duration {
+	v, ok := raw[field]
+	if !ok || isNull(v) {
+		return 0
+	}
+	var d time.Duration
+	var s string
+	var n json.Number
+	switch {
+	case json.Unmarshal(v, &s) == nil:
+		var err error
+		if d, err = time.ParseDuration(strings.TrimSpace(s)); err != nil {
+			ps.add(field, "%q is not a duration such as \"30s\" or \"5m\"", s)
+			return 0
+		}
+	case json.Unmarshal(v, &n) == nil:
+		f, err := n.Float64()
+		if err != nil {
+			ps.add(field, "%s is not a number of seconds", n)
+			return 0
+		}
+		d = time.Duration(f * float64(time.Second))
+	default:
+		ps.add(field, "must be a duration such as \"30s\" or a number of seconds, not %s", jsonType(v))
+		return 0
+	}
+	if d < MinHealthCheckInterval || d > MaxHealthCheckInterval {
+		ps.add(field, "is %s; it must be between %s and %s", d, MinHealthCheckInterval, MaxHealthCheckInterval)
+		return 0
+	}
+	return d
 }
 
 // PathKey is the canonical lookup key of a path: no leading or trailing
