@@ -1,0 +1,141 @@
+// Command mcpgw-bench measures what the gateway adds to every call. It starts
+// its own mcp-go echo upstream, the real `mcpgw serve` binary as a separate
+// process, a plain httputil.ReverseProxy relay as the reference (this binary
+// re-executed as a separate process), and a load generator, then measures
+// both sides of each comparison in the same run, interleaved, and prints a
+// table and bench/results.json.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// config says how much to measure; -smoke shrinks everything so that
+// `make test` can keep the harness compiling and working in seconds.
+type config struct {
+	gateway     string
+	out         string
+	smoke       bool
+	calls       int
+	duration    time.Duration
+	clients     []int
+	sessions    int
+	servers     int
+	toolsPer    int
+	streamCount int
+	sections    string
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "naive-proxy" {
+		runNaiveProxy(os.Args[2:])
+		return
+	}
+	var c config
+	var clients string
+	flag.StringVar(&c.gateway, "gateway", "bin/mcpgw", "path of the mcpgw binary to measure")
+	flag.StringVar(&c.out, "out", "bench/results.json", "where to write the machine-readable results")
+	flag.BoolVar(&c.smoke, "smoke", false, "tiny configuration: checks that the harness works, measures nothing worth quoting")
+	flag.IntVar(&c.calls, "calls", 5000, "sequential tools/call per side for the latency comparison")
+	flag.DurationVar(&c.duration, "duration", 5*time.Second, "length of each throughput run")
+	flag.StringVar(&clients, "clients", "16,64", "concurrent clients of the throughput runs")
+	flag.IntVar(&c.sessions, "sessions", 10000, "idle sessions opened for the per-session memory figure")
+	flag.IntVar(&c.servers, "servers", 10000, "servers registered for the registry-scale figures")
+	flag.IntVar(&c.toolsPer, "tools-per-server", 10, "tools per registered server for the registry-scale figures")
+	flag.IntVar(&c.streamCount, "stream-samples", 200, "progress notifications timed per side")
+	flag.StringVar(&c.sections, "sections", "latency,throughput,invoke,streaming,sessions,registry", "comma-separated sections to run")
+	flag.Parse()
+	for _, s := range strings.Split(clients, ",") {
+		var n int
+		if _, err := fmt.Sscanf(strings.TrimSpace(s), "%d", &n); err == nil && n > 0 {
+			c.clients = append(c.clients, n)
+		}
+	}
+	if c.smoke {
+		c.calls, c.duration, c.clients, c.sessions, c.servers, c.toolsPer, c.streamCount = 50, 300*time.Millisecond, []int{4}, 50, 30, 3, 5
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	defer cancel()
+	r, err := run(ctx, c)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mcpgw-bench:", err)
+		os.Exit(1)
+	}
+	r.print(os.Stdout)
+	if err := r.write(c.out); err != nil {
+		fmt.Fprintln(os.Stderr, "mcpgw-bench:", err)
+		os.Exit(1)
+	}
+	if r.failed() {
+		fmt.Fprintln(os.Stderr, "mcpgw-bench: some runs had errors (see the table)")
+		os.Exit(1)
+	}
+}
+
+// runNaiveProxy is the reference relay: httputil.ReverseProxy with default
+// settings (flushing event streams), one upstream, no policy, no sessions.
+func runNaiveProxy(args []string) {
+	fs := flag.NewFlagSet("naive-proxy", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:0", "address")
+	target := fs.String("target", "", "upstream base URL")
+	_ = fs.Parse(args)
+	u, err := url.Parse(*target)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.FlushInterval = -1
+	srv := &http.Server{Addr: *listen, Handler: rp}
+	fmt.Fprintln(os.Stderr, "naive proxy on", *listen)
+	if err := srv.ListenAndServe(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// machine describes where the figures were measured.
+type machine struct {
+	Cores int    `json:"cores"`
+	CPU   string `json:"cpu"`
+	Go    string `json:"go"`
+	OS    string `json:"os"`
+}
+
+func thisMachine() machine {
+	m := machine{Cores: runtime.NumCPU(), Go: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				if _, v, ok := strings.Cut(line, ":"); ok {
+					m.CPU = strings.TrimSpace(v)
+					break
+				}
+			}
+		}
+	}
+	return m
+}
+
+func writeJSONFile(path string, v any) error {
+	if i := strings.LastIndexByte(path, '/'); i > 0 {
+		if err := os.MkdirAll(path[:i], 0o755); err != nil {
+			return err
+		}
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}

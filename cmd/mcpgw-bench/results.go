@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// figure is one measured number; comparisons carry both sides and a ratio.
+type figure struct {
+	Section string   `json:"section"`
+	Name    string   `json:"name"`
+	Unit    string   `json:"unit"`
+	Value   float64  `json:"value"`
+	Base    *float64 `json:"baseline,omitempty"`
+	BaseOf  string   `json:"baseline_name,omitempty"`
+	Ratio   *float64 `json:"ratio,omitempty"`
+	Note    string   `json:"note,omitempty"`
+	Errors  int      `json:"errors,omitempty"`
+}
+
+type results struct {
+	Machine machine   `json:"machine"`
+	When    string    `json:"when"`
+	Smoke   bool      `json:"smoke"`
+	Figures []figure  `json:"figures"`
+	started time.Time `json:"-"`
+}
+
+func (r *results) add(f figure) { r.Figures = append(r.Figures, f) }
+
+func (r *results) value(section, name, unit string, v float64, note string) {
+	r.add(figure{Section: section, Name: name, Unit: unit, Value: round(v), Note: note})
+}
+
+// compare records value against a baseline with their ratio.
+func (r *results) compare(section, name, unit string, v float64, baseName string, base float64, errs int) {
+	b := round(base)
+	f := figure{Section: section, Name: name, Unit: unit, Value: round(v), Base: &b, BaseOf: baseName, Errors: errs}
+	if base != 0 {
+		ratio := round(v / base)
+		f.Ratio = &ratio
+	}
+	r.add(f)
+}
+
+func round(v float64) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
+	}
+	return math.Round(v*1000) / 1000
+}
+
+func (r *results) failed() bool {
+	for _, f := range r.Figures {
+		if f.Errors > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *results) print(w io.Writer) {
+	fmt.Fprintf(w, "mcpgw-bench on %d cores, %s, %s (%s)\n", r.Machine.Cores, r.Machine.CPU, r.Machine.Go, r.When)
+	if r.Smoke {
+		fmt.Fprintln(w, "SMOKE RUN: tiny sizes, figures are not meaningful")
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SECTION\tFIGURE\tVALUE\tBASELINE\tRATIO\tERRORS\tNOTE")
+	for _, f := range r.Figures {
+		base, ratio := "", ""
+		if f.Base != nil {
+			base = fmt.Sprintf("%g %s (%s)", *f.Base, f.Unit, f.BaseOf)
+		}
+		if f.Ratio != nil {
+			ratio = fmt.Sprintf("%.2f", *f.Ratio)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%g %s\t%s\t%s\t%d\t%s\n", f.Section, f.Name, f.Value, f.Unit, base, ratio, f.Errors, f.Note)
+	}
+	tw.Flush()
+}
+
+func (r *results) write(path string) error { return writeJSONFile(path, r) }
+
+// durations summarizes a sample of latencies.
+type durations []time.Duration
+
+func (d durations) pct(p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append(durations(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(math.Ceil(p/100*float64(len(s)))) - 1
+	if i < 0 {
+		i = 0
+	}
+	return s[i]
+}
+
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
+
+func sideName(s string) string { return strings.ReplaceAll(s, " ", "_") }
