@@ -31,6 +31,12 @@ type Store interface {
 	// DeleteAPIKey removes a key by name; ErrNotFound when absent.
 	DeleteAPIKey(ctx context.Context, name string) error
 
+	// GetPolicy returns the stored access policy document (canonical JSON);
+	// ErrNotFound when none was ever stored.
+	GetPolicy(ctx context.Context) ([]byte, error)
+	// PutPolicy replaces the stored access policy document whole.
+	PutPolicy(ctx context.Context, doc []byte) error
+
 	// Ping reports whether the store is usable (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error
