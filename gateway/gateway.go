@@ -158,14 +158,14 @@ type routeTable struct {
 type route struct {
 	key    string
 	server *registry.Server
-	target *url.URL
+	target *url.URL // the upstream MCP endpoint, parsed once per route
 }
 
 func newRoute(s *registry.Server) *route {
 	if s == nil || !s.Enabled {
 		return nil
 	}
-	u, err := url.Parse(s.ProxyPassURL)
+	u, err := upstreamEndpoint(s)
 	if err != nil {
 		return nil
 	}
@@ -254,8 +254,13 @@ func (g *Gateway) dispatch(w http.ResponseWriter, r *http.Request) {
 	case p == "/":
 		g.serveIndex(w, r)
 	default:
-		if rt, ok := g.routes.Load().lookup(p); ok {
+		routes := g.routes.Load()
+		if rt, ok := routes.lookup(p); ok {
 			g.serveRelay(w, r, rt)
+			return
+		}
+		if rt, kind, ok := routes.lookupLegacy(p); ok {
+			g.serveLegacy(w, r, rt, kind)
 			return
 		}
 		writeError(w, r, http.StatusNotFound, fmt.Sprintf("no enabled service is registered at %q", p), nil)

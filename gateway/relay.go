@@ -11,13 +11,16 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/mcpgw/mcpgw/upstream"
+	"github.com/mcpgw/mcpgw/registry"
 )
 
-// DefaultUpstreamTimeout bounds one relayed POST exchange (a tools/call and
-// its streamed progress included) unless a server sets its own.
+// DefaultUpstreamTimeout bounds, unless Options set another, how long the
+// relay waits for an upstream's answer to a POST or DELETE and, once an
+// answer streams as events, how long it waits between two events. The
+// server-to-client GET stream has no timeout.
 const DefaultUpstreamTimeout = 60 * time.Second
 
 // JSON-RPC error codes used at the edge.
@@ -27,6 +30,29 @@ const (
 	rpcServerError    = -32000
 	rpcForbidden      = -32003
 )
+
+// errUpstreamTimeout is the cancellation cause when an upstream exceeded the
+// relay timeout, so that 504 is told apart from a caller who went away.
+var errUpstreamTimeout = errors.New("upstream timeout")
+
+// relayKind says which MCP transport a relayed request belongs to.
+type relayKind int
+
+const (
+	// kindStreamable is /{path}/mcp of a streamable-HTTP upstream.
+	kindStreamable relayKind = iota
+	// kindLegacyStream is the GET event stream of a legacy HTTP+SSE upstream.
+	kindLegacyStream
+	// kindLegacyMessage is a POST to a legacy upstream's message endpoint.
+	kindLegacyMessage
+)
+
+// present records that a JSON member exists without copying its value, so
+// that a large result (a sampling answer) is not copied to learn that it is
+// a result.
+type present bool
+
+func (p *present) UnmarshalJSON([]byte) error { *p = true; return nil }
 
 // rpcMessage is the part of a JSON-RPC message the relay reads: the method
 // and tool name for policy and metrics, the id to answer errors with.
@@ -38,11 +64,12 @@ type rpcMessage struct {
 	Params  struct {
 		Name string `json:"name"`
 	} `json:"params"`
-	Result json.RawMessage `json:"result"`
-	Error  json.RawMessage `json:"error"`
+	Result present `json:"result"`
+	Error  present `json:"error"`
 }
 
-// parseRPC reads a POST body as one JSON-RPC message or a batch of them.
+// parseRPC reads a POST body as one JSON-RPC message or a batch of them. It
+// is the only decoding of the body on the relay path.
 func parseRPC(body []byte) ([]rpcMessage, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
@@ -57,17 +84,16 @@ func parseRPC(body []byte) ([]rpcMessage, error) {
 			return nil, errors.New("empty batch")
 		}
 	} else {
-		var m rpcMessage
-		if err := json.Unmarshal(body, &m); err != nil {
+		msgs = make([]rpcMessage, 1)
+		if err := json.Unmarshal(body, &msgs[0]); err != nil {
 			return nil, err
 		}
-		msgs = []rpcMessage{m}
 	}
 	for _, m := range msgs {
 		if m.JSONRPC != "2.0" {
 			return nil, errors.New(`"jsonrpc" must be "2.0"`)
 		}
-		if m.Method == "" && m.Result == nil && m.Error == nil {
+		if m.Method == "" && !bool(m.Result) && !bool(m.Error) {
 			return nil, errors.New("message has no method, result or error")
 		}
 	}
@@ -81,12 +107,16 @@ func writeRPCError(w http.ResponseWriter, r *http.Request, status int, id json.R
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
+	_, _ = w.Write(rpcErrorBody(r, id, code, msg))
+}
+
+func rpcErrorBody(r *http.Request, id json.RawMessage, code int, msg string) []byte {
 	b, _ := json.Marshal(struct {
 		JSONRPC string          `json:"jsonrpc"`
 		ID      json.RawMessage `json:"id"`
 		Error   any             `json:"error"`
 	}{"2.0", id, map[string]any{"code": code, "message": msg, "data": map[string]string{"request_id": requestID(r.Context())}}})
-	_, _ = w.Write(b)
+	return b
 }
 
 // hopHeaders are connection-level headers never relayed (RFC 9110 7.6.1).
@@ -100,16 +130,41 @@ var hopHeaders = []string{
 // that upstreams would judge against their own origin.
 var requestHeadersDropped = []string{"X-Authorization", "Cookie", "Origin", "Referer", "Host", "Content-Length"}
 
-// serveRelay relays one request to the route's upstream: the body and
-// headers pass unchanged except for credentials (SPEC section 5) and the
-// sealed session id, and the response streams back frame by frame.
+// responseHeadersDropped are upstream headers the gateway does not pass on:
+// cookies for the gateway's origin would clobber its own, the gateway keeps
+// its own request id, and CORS is the gateway's decision, not each
+// upstream's (an upstream's "Access-Control-Allow-Origin: *" would open the
+// relay to every web page).
+var responseHeadersDropped = map[string]bool{
+	"Set-Cookie": true, "X-Request-Id": true,
+}
+
+// serveRelay relays one request at /{path}/mcp or /{path}/ to the route's
+// upstream. A legacy HTTP+SSE upstream is reached there too: GET opens its
+// event stream; a POST gets 405, which tells MCP clients to fall back to
+// the legacy transport (MCP backwards compatibility).
 func (g *Gateway) serveRelay(w http.ResponseWriter, r *http.Request, rt *route) {
+	if legacySSE(rt.server) {
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, r, http.MethodGet)
+			return
+		}
+		g.relay(w, r, rt, kindLegacyStream)
+		return
+	}
 	switch r.Method {
 	case http.MethodPost, http.MethodGet, http.MethodDelete:
 	default:
 		methodNotAllowed(w, r, "POST, GET, DELETE")
 		return
 	}
+	g.relay(w, r, rt, kindStreamable)
+}
+
+// relay relays one request: the body and headers pass unchanged except for
+// credentials (SPEC section 5) and the sealed session id or message
+// endpoint, and the response streams back frame by frame.
+func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind relayKind) {
 	passthrough := rt.server.Passthrough()
 	p, err := g.authenticate(r, passthrough)
 	if err != nil {
@@ -120,7 +175,7 @@ func (g *Gateway) serveRelay(w http.ResponseWriter, r *http.Request, rt *route) 
 	var body []byte
 	var msgs []rpcMessage
 	if r.Method == http.MethodPost {
-		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, g.opts.MaxBodyBytes))
+		body, err = readBody(w, r, g.opts.MaxBodyBytes)
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
@@ -153,46 +208,101 @@ func (g *Gateway) serveRelay(w http.ResponseWriter, r *http.Request, rt *route) 
 		return
 	}
 
-	out, err := g.upstreamRequest(r, rt, body, passthrough)
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	out, err := g.upstreamRequest(ctx, r, rt, kind, body, passthrough)
 	if err != nil {
-		if errors.Is(err, errBadSession) {
+		switch {
+		case errors.Is(err, errBadSession) && kind == kindLegacyMessage:
+			writeRPCError(w, r, http.StatusNotFound, firstID(msgs), rpcInvalidRequest, "unknown message endpoint: open the event stream at /"+rt.key+"/sse again")
+		case errors.Is(err, errBadSession):
 			g.writeSessionNotFound(w, r, msgs)
-			return
+		case errors.Is(err, errForbidden):
+			writeRPCError(w, r, http.StatusForbidden, firstID(msgs), rpcForbidden, err.Error())
+		default:
+			writeErr(w, r, err)
 		}
-		writeErr(w, r, err)
 		return
 	}
-	ctx := out.Context()
-	if r.Method == http.MethodPost {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, g.timeout(rt))
-		defer cancel()
-		out = out.WithContext(ctx)
+
+	// The server-to-client GET stream may stay silent for hours; everything
+	// else must answer within the timeout (a legacy stream until it has
+	// sent its endpoint).
+	var idle *time.Timer
+	timeout := g.timeout(rt)
+	if r.Method != http.MethodGet || kind == kindLegacyStream {
+		idle = time.AfterFunc(timeout, func() { cancel(errUpstreamTimeout) })
+		defer idle.Stop()
 	}
 	started := time.Now()
 	resp, err := g.transport.RoundTrip(out)
 	if err != nil {
-		g.writeUpstreamError(w, r, rt, msgs, err)
+		g.writeUpstreamError(w, r, rt, msgs, err, context.Cause(ctx))
 		return
 	}
 	defer resp.Body.Close()
 	logFrom(r.Context()).Debug().Str("server", rt.server.Path).Str("method", method(msgs)).Str("tool", tool(msgs)).
 		Int("upstream_status", resp.StatusCode).Dur("upstream_latency", time.Since(started)).Msg("relayed")
 
-	h := w.Header()
-	for k, vs := range resp.Header {
-		h[k] = vs
+	stream := isEventStream(resp.Header)
+	if kind == kindLegacyStream && resp.StatusCode == http.StatusOK && stream {
+		g.relayLegacyStream(ctx, w, r, rt, resp, idle)
+		return
 	}
-	for _, k := range hopHeaders {
-		h.Del(k)
-	}
-	if sid := resp.Header.Get("Mcp-Session-Id"); sid != "" {
-		h.Set("Mcp-Session-Id", g.sealer.Seal(rt.key, sid))
+	copyResponseHeaders(w.Header(), resp.Header)
+	if sid := resp.Header.Get("Mcp-Session-Id"); sid != "" && kind == kindStreamable {
+		w.Header().Set("Mcp-Session-Id", g.sealer.Seal(rt.key, sid))
 	}
 	w.WriteHeader(resp.StatusCode)
-	if err := copyStream(w, resp.Body, isEventStream(resp.Header)); err != nil && ctx.Err() != nil && r.Context().Err() == nil {
-		logFrom(r.Context()).Warn().Str("server", rt.server.Path).Err(err).Msg("upstream stream cut by timeout")
+
+	c := streamCopy{flush: stream}
+	if stream && idle != nil {
+		c.idle, c.idleFor = idle, timeout // between events, the timeout is an idle timeout
 	}
+	err = c.run(w, resp.Body)
+	if err != nil && errors.Is(context.Cause(ctx), errUpstreamTimeout) && r.Context().Err() == nil {
+		logFrom(r.Context()).Warn().Str("server", rt.server.Path).Err(err).Msg("upstream stream cut by timeout")
+		// Tell the client which request failed rather than leave it
+		// waiting for an answer that will not come.
+		if id := pendingID(msgs); stream && id != nil && c.atEventBoundary() {
+			_, _ = w.Write(sseMessage(rpcErrorBody(r, id, rpcServerError, fmt.Sprintf("upstream of %s did not answer in time", rt.server.Path))))
+			_ = http.NewResponseController(w).Flush()
+		}
+	}
+}
+
+// readBody reads a POST body up to limit. A declared length allocates the
+// buffer once at its size; above the limit nothing is read at all.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	if r.ContentLength >= 0 {
+		b := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+}
+
+func firstID(msgs []rpcMessage) json.RawMessage {
+	if len(msgs) == 0 {
+		return nil
+	}
+	return msgs[0].ID
+}
+
+// pendingID is the id of the first request (not notification or response)
+// among msgs: the one a client waits on.
+func pendingID(msgs []rpcMessage) json.RawMessage {
+	for _, m := range msgs {
+		if m.Method != "" && len(m.ID) > 0 && string(m.ID) != "null" {
+			return m.ID
+		}
+	}
+	return nil
 }
 
 func method(msgs []rpcMessage) string {
@@ -209,7 +319,7 @@ func tool(msgs []rpcMessage) string {
 	return msgs[0].Params.Name
 }
 
-func (g *Gateway) timeout(rt *route) time.Duration {
+func (g *Gateway) timeout(*route) time.Duration {
 	if g.opts.UpstreamTimeout > 0 {
 		return g.opts.UpstreamTimeout
 	}
@@ -217,22 +327,45 @@ func (g *Gateway) timeout(rt *route) time.Duration {
 }
 
 // upstreamRequest builds the request to the upstream from the caller's.
-func (g *Gateway) upstreamRequest(r *http.Request, rt *route, body []byte, passthrough bool) (*http.Request, error) {
-	target := upstream.Endpoint(rt.server)
-	if r.URL.RawQuery != "" {
-		target += "?" + r.URL.RawQuery
+func (g *Gateway) upstreamRequest(ctx context.Context, r *http.Request, rt *route, kind relayKind, body []byte, passthrough bool) (*http.Request, error) {
+	u := *rt.target
+	if kind == kindLegacyMessage {
+		t, err := g.messageTarget(rt, r.URL.Query().Get("s"))
+		if err != nil {
+			return nil, err
+		}
+		u = *t
+	} else if r.URL.RawQuery != "" {
+		if u.RawQuery != "" {
+			u.RawQuery += "&" + r.URL.RawQuery
+		} else {
+			u.RawQuery = r.URL.RawQuery
+		}
 	}
-	var rd io.Reader
+	out := (&http.Request{
+		Method:     r.Method,
+		URL:        &u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     make(http.Header, len(r.Header)+len(rt.server.Headers)+1),
+		Host:       u.Host,
+	}).WithContext(ctx)
 	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	out, err := http.NewRequestWithContext(r.Context(), r.Method, target, rd)
-	if err != nil {
-		return nil, fmt.Errorf("relay: %w", err)
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.ContentLength = int64(len(body))
+		// GetBody lets the transport resend the request on a pooled
+		// connection the upstream had closed before reading it.
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	h := out.Header
 	for k, vs := range r.Header {
-		h[k] = vs
+		h[k] = vs // shared, not copied: h.Set and h.Del replace entries, never edit them
+	}
+	for _, f := range r.Header.Values("Connection") {
+		for _, k := range strings.Split(f, ",") {
+			h.Del(strings.TrimSpace(k))
+		}
 	}
 	for _, k := range hopHeaders {
 		h.Del(k)
@@ -245,74 +378,108 @@ func (g *Gateway) upstreamRequest(r *http.Request, rt *route, body []byte, passt
 		// token: it is the gateway's, never the upstream's.
 		h.Del("Authorization")
 	}
-	for _, hd := range rt.server.Headers {
-		if passthrough && h.Get(hd.Name) != "" {
-			continue // the caller's own credential wins for passthrough servers
-		}
-		h.Set(hd.Name, os.ExpandEnv(hd.Value.Reveal()))
+	setEgressHeaders(h, rt.server, passthrough)
+	if rid := requestID(r.Context()); rid != "" {
+		h.Set("X-Request-Id", rid)
 	}
-	if sid := r.Header.Get("Mcp-Session-Id"); sid != "" {
+	if sid := r.Header.Get("Mcp-Session-Id"); sid != "" && kind == kindStreamable {
 		up, err := g.sealer.Unseal(rt.key, sid)
 		if err != nil {
 			return nil, err
 		}
 		h.Set("Mcp-Session-Id", up)
 	}
-	if body != nil {
-		out.ContentLength = int64(len(body))
-	}
 	return out, nil
 }
 
-func (g *Gateway) writeSessionNotFound(w http.ResponseWriter, r *http.Request, msgs []rpcMessage) {
-	var id json.RawMessage
-	if len(msgs) > 0 {
-		id = msgs[0].ID
+// setEgressHeaders adds the server's configured headers, $VAR and ${VAR}
+// expanded now. For a passthrough server they fill in only what the caller
+// did not send: the caller's own credential wins.
+func setEgressHeaders(h http.Header, s *registry.Server, passthrough bool) {
+	for _, hd := range s.Headers {
+		if passthrough && h.Get(hd.Name) != "" {
+			continue
+		}
+		h.Set(hd.Name, os.ExpandEnv(hd.Value.Reveal()))
 	}
-	writeRPCError(w, r, http.StatusNotFound, id, rpcInvalidRequest, "session not found: the Mcp-Session-Id is not valid for this service; initialize a new session")
+}
+
+func copyResponseHeaders(dst, src http.Header) {
+	for k, vs := range src {
+		if responseHeadersDropped[k] || strings.HasPrefix(k, "Access-Control-") {
+			continue
+		}
+		dst[k] = vs
+	}
+	for _, k := range hopHeaders {
+		dst.Del(k)
+	}
+}
+
+func (g *Gateway) writeSessionNotFound(w http.ResponseWriter, r *http.Request, msgs []rpcMessage) {
+	writeRPCError(w, r, http.StatusNotFound, firstID(msgs), rpcInvalidRequest, "session not found: the Mcp-Session-Id is not valid for this service; initialize a new session")
 }
 
 // writeUpstreamError answers 504 for a timeout and 502 for any other
 // failure to reach the upstream, as a JSON-RPC error for JSON-RPC requests.
-func (g *Gateway) writeUpstreamError(w http.ResponseWriter, r *http.Request, rt *route, msgs []rpcMessage, err error) {
-	status, what := http.StatusBadGateway, "could not be reached"
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
-		status, what = http.StatusGatewayTimeout, "did not answer in time"
-	}
+func (g *Gateway) writeUpstreamError(w http.ResponseWriter, r *http.Request, rt *route, msgs []rpcMessage, err, cause error) {
 	if r.Context().Err() != nil {
 		return // the caller went away; nobody to answer
+	}
+	status, what := http.StatusBadGateway, "could not be reached"
+	var ne net.Error
+	if errors.Is(cause, errUpstreamTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+		status, what = http.StatusGatewayTimeout, "did not answer in time"
 	}
 	logFrom(r.Context()).Warn().Str("server", rt.server.Path).Err(err).Int("status", status).Msg("upstream error")
 	msg := fmt.Sprintf("upstream of %s %s", rt.server.Path, what)
 	if len(msgs) > 0 {
-		writeRPCError(w, r, status, msgs[0].ID, rpcServerError, msg)
+		writeRPCError(w, r, status, firstID(msgs), rpcServerError, msg)
 		return
 	}
 	writeError(w, r, status, msg, nil)
 }
 
 func isEventStream(h http.Header) bool {
-	return strings.HasPrefix(strings.ToLower(h.Get("Content-Type")), "text/event-stream")
+	ct := h.Get("Content-Type")
+	return len(ct) >= 17 && strings.EqualFold(ct[:17], "text/event-stream")
 }
 
-// copyStream copies the upstream body to the client. Event streams are
+// copyBufs are the relay's copy buffers, reused across requests.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// streamCopy copies an upstream body to the client. Event streams are
 // flushed after every read, so each event reaches the client as soon as the
-// upstream sends it.
-func copyStream(w http.ResponseWriter, body io.Reader, flush bool) error {
-	if !flush {
-		_, err := io.Copy(w, body)
+// upstream sends it; an idle timer, when set, is pushed back on every read.
+type streamCopy struct {
+	flush   bool
+	idle    *time.Timer
+	idleFor time.Duration
+	wrote   int64
+	tail    [4]byte // the last bytes written, to tell an event boundary
+}
+
+func (c *streamCopy) run(w http.ResponseWriter, body io.Reader) error {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	if !c.flush {
+		n, err := io.CopyBuffer(w, body, buf)
+		c.wrote += n
 		return err
 	}
 	rc := http.NewResponseController(w)
 	_ = rc.Flush() // send headers now: the first event may take a while
-	buf := make([]byte, 32<<10)
 	for {
 		n, err := body.Read(buf)
 		if n > 0 {
+			if c.idle != nil {
+				c.idle.Reset(c.idleFor)
+			}
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return werr
 			}
+			c.remember(buf[:n])
 			if ferr := rc.Flush(); ferr != nil {
 				return ferr
 			}
@@ -324,4 +491,29 @@ func copyStream(w http.ResponseWriter, body io.Reader, flush bool) error {
 			return err
 		}
 	}
+}
+
+func (c *streamCopy) remember(b []byte) {
+	c.wrote += int64(len(b))
+	if len(b) >= len(c.tail) {
+		copy(c.tail[:], b[len(b)-len(c.tail):])
+		return
+	}
+	copy(c.tail[:], c.tail[len(b):])
+	copy(c.tail[len(c.tail)-len(b):], b)
+}
+
+// atEventBoundary reports whether the bytes written so far end a whole
+// event, so that another event may follow without corrupting one.
+func (c *streamCopy) atEventBoundary() bool {
+	t := string(c.tail[:])
+	return c.wrote == 0 || strings.HasSuffix(t, "\n\n") || strings.HasSuffix(t, "\r\n\r\n") || strings.HasSuffix(t, "\r\r")
+}
+
+// sseMessage frames one JSON-RPC message as a server-sent event.
+func sseMessage(data []byte) []byte {
+	b := make([]byte, 0, len(data)+24)
+	b = append(b, "event: message\ndata: "...)
+	b = append(b, data...)
+	return append(b, "\n\n"...)
 }

@@ -172,7 +172,7 @@ func TestRelaySealedSessions(t *testing.T) {
 				t.Fatalf("status %d, want 404: %s", resp.StatusCode, body)
 			}
 			var m struct {
-				ID    json.RawMessage `json:"id"`
+				ID    json.RawMessage    `json:"id"`
 				Error struct{ Code int } `json:"error"`
 			}
 			if err := json.Unmarshal(body, &m); err != nil || string(m.ID) != "7" || m.Error.Code == 0 {
