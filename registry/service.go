@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,6 +37,72 @@ type Service struct {
 
 	mu   sync.Mutex // serializes writes and notifications
 	subs []func(Event)
+
+	// snap is the committed registry in memory, so reads (list_services,
+	// the REST list, lookups) never decode documents from the store. It is
+	// replaced, never modified, under mu after every commit.
+	snap atomic.Pointer[snapshot]
+}
+
+// snapshot is an immutable view of every server, ordered by path key.
+type snapshot struct {
+	byKey  map[string]*Server
+	sorted []*Server
+}
+
+func newSnapshot(servers []*Server) *snapshot {
+	sn := &snapshot{byKey: make(map[string]*Server, len(servers)), sorted: servers}
+	sort.Slice(sn.sorted, func(i, j int) bool { return PathKey(sn.sorted[i].Path) < PathKey(sn.sorted[j].Path) })
+	for _, srv := range servers {
+		sn.byKey[PathKey(srv.Path)] = srv
+	}
+	return sn
+}
+
+// with returns a copy of sn with ev applied: O(n) copying, no re-sort.
+func (sn *snapshot) with(ev Event) *snapshot {
+	out := &snapshot{byKey: make(map[string]*Server, len(sn.byKey)+1), sorted: make([]*Server, 0, len(sn.sorted)+1)}
+	i := sort.Search(len(sn.sorted), func(i int) bool { return PathKey(sn.sorted[i].Path) >= ev.Key })
+	out.sorted = append(out.sorted, sn.sorted[:i]...)
+	if ev.Kind == EventPut {
+		out.sorted = append(out.sorted, ev.Server.Clone())
+	}
+	if i < len(sn.sorted) && PathKey(sn.sorted[i].Path) == ev.Key {
+		i++ // replaced or removed
+	}
+	out.sorted = append(out.sorted, sn.sorted[i:]...)
+	for _, srv := range out.sorted {
+		out.byKey[PathKey(srv.Path)] = srv
+	}
+	return out
+}
+
+// loadSnapshot returns the in-memory registry, reading the store the first
+// time (or after Resync).
+func (s *Service) loadSnapshot(ctx context.Context) (*snapshot, error) {
+	if sn := s.snap.Load(); sn != nil {
+		return sn, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sn := s.snap.Load(); sn != nil {
+		return sn, nil
+	}
+	servers, err := s.store.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load registry: %w", err)
+	}
+	sn := newSnapshot(servers)
+	s.snap.Store(sn)
+	return sn, nil
+}
+
+// Resync drops the in-memory registry so the next read reloads it from the
+// store (for stores written by other processes).
+func (s *Service) Resync() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.snap.Store(nil)
 }
 
 // NewService returns a Service over store.
@@ -53,7 +121,12 @@ func (s *Service) Subscribe(fn func(Event)) {
 	s.subs = append(s.subs, fn)
 }
 
+// notify is called under mu after every commit: it updates the in-memory
+// registry, then tells the subscribers.
 func (s *Service) notify(ev Event) {
+	if sn := s.snap.Load(); sn != nil {
+		s.snap.Store(sn.with(ev))
+	}
 	for _, fn := range s.subs {
 		fn(ev)
 	}
@@ -103,17 +176,28 @@ func (s *Service) Put(ctx context.Context, srv *Server, overwrite bool) (*Server
 }
 
 // Get returns one server by path (with or without slashes).
+// The result is the caller's own copy.
 func (s *Service) Get(ctx context.Context, path string) (*Server, error) {
-	srv, err := s.store.Get(ctx, PathKey(path))
+	sn, err := s.loadSnapshot(ctx)
 	if err != nil {
-		return nil, notFound("get", path, err)
+		return nil, err
 	}
-	return srv, nil
+	srv, ok := sn.byKey[PathKey(path)]
+	if !ok {
+		return nil, notFound("get", path, ErrNotFound)
+	}
+	return srv.Clone(), nil
 }
 
-// List returns every server ordered by path.
+// List returns every server ordered by path key, from memory. The slice is
+// the caller's; the servers are shared and must not be modified (Clone one
+// to change it).
 func (s *Service) List(ctx context.Context) ([]*Server, error) {
-	return s.store.List(ctx)
+	sn, err := s.loadSnapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return append([]*Server(nil), sn.sorted...), nil
 }
 
 // Remove deletes one server.
