@@ -84,18 +84,19 @@ func (g *Gateway) handleServers(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, l)
 	case http.MethodPost:
-		if _, ok := g.admin(w, r, "*"); !ok {
+		p, ok := g.admin(w, r, "*")
+		if !ok {
 			return
 		}
-		g.register(w, r, "", r.URL.Query().Get("overwrite") == "true")
+		g.register(w, r, p, "", r.URL.Query().Get("overwrite") == "true")
 	default:
 		methodNotAllowed(w, r, "GET, POST")
 	}
 }
 
-// register stores the body as a registration. wantKey, when set, is the
-// path named by the URL, which the body must agree with.
-func (g *Gateway) register(w http.ResponseWriter, r *http.Request, wantKey string, overwrite bool) {
+// register stores the body as a registration made by p. wantKey, when set,
+// is the path named by the URL, which the body must agree with.
+func (g *Gateway) register(w http.ResponseWriter, r *http.Request, p *auth.Principal, wantKey string, overwrite bool) {
 	body, ok := g.readBody(w, r)
 	if !ok {
 		return
@@ -109,6 +110,13 @@ func (g *Gateway) register(w http.ResponseWriter, r *http.Request, wantKey strin
 		writeErr(w, r, &registry.ValidationError{Problems: []registry.Problem{{Field: "path", Reason: fmt.Sprintf("%q does not match the URL's /%s", srv.Path, wantKey)}}})
 		return
 	}
+	// A replacement answers 200, a new registration 201 (RFC 9110 PUT).
+	status := http.StatusCreated
+	if overwrite {
+		if _, err := g.reg.Get(r.Context(), srv.Path); err == nil {
+			status = http.StatusOK
+		}
+	}
 	stored, err := g.reg.Put(r.Context(), srv, overwrite)
 	if err != nil {
 		writeErr(w, r, err)
@@ -117,12 +125,12 @@ func (g *Gateway) register(w http.ResponseWriter, r *http.Request, wantKey strin
 	for _, wmsg := range warnings {
 		logFrom(r.Context()).Warn().Str("server", stored.Path).Msg(wmsg)
 	}
-	logFrom(r.Context()).Info().Str("server", stored.Path).Str("subject", auth.FromContext(r.Context()).Subject).Msg("server registered")
+	logFrom(r.Context()).Info().Str("server", stored.Path).Str("subject", p.Subject).Bool("replaced", status == http.StatusOK).Msg("server registered")
 	b, _ := json.Marshal(stored)
 	if warnings == nil {
 		warnings = []string{}
 	}
-	writeJSON(w, http.StatusCreated, registerResponse{Server: b, Warnings: warnings})
+	writeJSON(w, status, registerResponse{Server: b, Warnings: warnings})
 }
 
 // handleServer serves /api/v1/servers/{path} and its enable, disable and
@@ -161,10 +169,11 @@ func (g *Gateway) handleServer(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, d)
 	case r.Method == http.MethodPut:
-		if _, ok := g.admin(w, r, "/"+key); !ok {
+		p, ok := g.admin(w, r, "/"+key)
+		if !ok {
 			return
 		}
-		g.register(w, r, key, true)
+		g.register(w, r, p, key, true)
 	case r.Method == http.MethodDelete:
 		if _, ok := g.admin(w, r, "/"+key); !ok {
 			return
