@@ -37,6 +37,13 @@ type Store interface {
 	// PutPolicy replaces the stored access policy document whole.
 	PutPolicy(ctx context.Context, doc []byte) error
 
+	// SaveHealth stores the last known health of servers by path key, all
+	// in one transaction; a state whose server does not exist is dropped.
+	// Removing a server removes its state.
+	SaveHealth(ctx context.Context, states map[string]Health) error
+	// LoadHealth returns every stored health state by path key.
+	LoadHealth(ctx context.Context) (map[string]Health, error)
+
 	// Ping reports whether the store is usable (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error
