@@ -72,6 +72,8 @@ type Deps struct {
 	Transport http.RoundTripper
 	Sealer    *Sealer
 	Log       zerolog.Logger
+	// Metrics, when set, receives the gateway's metrics; nil makes a new set.
+	Metrics *Metrics
 }
 
 // Gateway is the http.Handler of the whole listener.
@@ -90,6 +92,10 @@ type Gateway struct {
 	loaded atomic.Bool
 	meta   http.Handler
 	api    *http.ServeMux
+
+	metrics *Metrics
+	uiLogin UILogin       // interactive UI sign-in (OIDC); nil offers API keys only
+	uiPoll  time.Duration // how often the UI page polls; 0 means defaultUIPoll
 }
 
 // New returns a Gateway. Call Load before serving so that the routing table
@@ -105,7 +111,11 @@ func New(opts Options, d Deps) (*Gateway, error) {
 		d.Health = unknownHealth{}
 	}
 	g := &Gateway{opts: opts, reg: d.Registry, verify: d.Verifier, policy: d.Policy, health: d.Health,
-		lister: d.Tools, transport: d.Transport, sealer: d.Sealer, log: d.Log}
+		lister: d.Tools, transport: d.Transport, sealer: d.Sealer, log: d.Log, metrics: d.Metrics}
+	if g.metrics == nil {
+		g.metrics = NewMetrics()
+	}
+	g.metrics.bind(g)
 	g.routes.Store(&routeTable{byKey: map[string]*route{}})
 	g.meta = g.newMetaServer()
 	g.api = g.newAPI()
@@ -218,7 +228,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rid := incomingRequestID(r.Header.Get("X-Request-Id"))
 	w.Header().Set("X-Request-Id", rid)
 	lg := g.log.With().Str("request_id", rid).Logger()
+	ri := &reqInfo{}
 	ctx := context.WithValue(lg.WithContext(r.Context()), requestIDKey{}, rid)
+	ctx = context.WithValue(ctx, reqInfoKey{}, ri)
 	r = r.WithContext(ctx)
 	sw := &statusWriter{ResponseWriter: w}
 
@@ -228,8 +240,22 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status == 0 {
 		status = http.StatusOK
 	}
-	lg.Debug().Str("method", r.Method).Str("path", r.URL.Path).Int("status", status).
-		Dur("duration", time.Since(start)).Msg("http request")
+	dur := time.Since(start)
+	g.metrics.observe(ri, status, dur)
+	// MCP traffic gets one info event per request; the REST API, the UI and
+	// probes log at debug (writes log their own info events).
+	ev := lg.Debug()
+	if ri.surface != "" {
+		ev = lg.Info().Str("server", ri.serverLabel()).Str("mcp_method", ri.method).Str("tool", ri.tool)
+		if ri.answered {
+			ev = ev.Dur("upstream_latency", ri.upstream)
+		}
+		if ri.denied {
+			ev = ev.Bool("denied", true)
+		}
+	}
+	ev.Str("subject", ri.subject).Str("method", r.Method).Str("path", r.URL.Path).Int("status", status).
+		Dur("duration", dur).Msg("http request")
 }
 
 func (g *Gateway) dispatch(w http.ResponseWriter, r *http.Request) {
@@ -248,21 +274,45 @@ func (g *Gateway) dispatch(w http.ResponseWriter, r *http.Request) {
 	case p == "/readyz":
 		g.serveReady(w, r)
 	case p == "/mcpgw/mcp" || p == "/mcpgw/mcp/":
+		noteSurface(r.Context(), surfaceMeta)
+		peekRPC(r, g.opts.MaxBodyBytes)
 		g.serveMeta(w, r)
 	case strings.HasPrefix(p, "/api/"):
+		if g.csrfRefused(w, r) {
+			return
+		}
+		if p == "/api/v1/search" {
+			g.metrics.finderQueries.Inc()
+		}
 		g.api.ServeHTTP(w, r)
+	case p == "/metrics":
+		g.metrics.Handler().ServeHTTP(w, r)
+	case strings.HasPrefix(p, "/static/"):
+		g.serveStatic(w, r)
+	case strings.HasPrefix(p, "/ui/"):
+		if p != "/ui/login" && g.csrfRefused(w, r) {
+			return
+		}
+		g.serveUI(w, r)
 	case p == "/":
-		g.serveIndex(w, r)
+		if !wantsHTML(r) {
+			g.serveIndex(w, r)
+			return
+		}
+		g.serveUI(w, r)
 	default:
 		routes := g.routes.Load()
 		if rt, ok := routes.lookup(p); ok {
+			noteRoute(r.Context(), rt)
 			g.serveRelay(w, r, rt)
 			return
 		}
 		if rt, kind, ok := routes.lookupLegacy(p); ok {
+			noteRoute(r.Context(), rt)
 			g.serveLegacy(w, r, rt, kind)
 			return
 		}
+		noteSurface(r.Context(), surfaceUnknown)
 		writeError(w, r, http.StatusNotFound, fmt.Sprintf("no enabled service is registered at %q", p), nil)
 	}
 }
@@ -354,9 +404,14 @@ func isLoopback(addr string) bool {
 func (g *Gateway) authenticate(r *http.Request, passthrough bool) (*auth.Principal, error) {
 	tok := auth.IngressToken(r.Header, passthrough)
 	if tok == "" {
+		tok = g.sessionToken(r) // the UI's session cookie, on /api/ and /ui/ only
+	}
+	if tok == "" {
+		noteAuth(r.Context(), auth.Anonymous, nil)
 		return auth.Anonymous, nil
 	}
 	p, err := g.verify.Verify(r.Context(), tok)
+	noteAuth(r.Context(), p, err)
 	if err != nil {
 		return nil, err
 	}

@@ -190,6 +190,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 			writeRPCError(w, r, http.StatusBadRequest, nil, rpcParseError, "parse error: "+err.Error())
 			return
 		}
+		noteRPC(r.Context(), method(msgs), tool(msgs)) // for the request's log event and metrics
 		for _, m := range msgs {
 			if m.Method == "" {
 				continue // a response to a server-initiated request
@@ -199,6 +200,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 				if m.Method == "tools/call" {
 					what = "tool " + m.Params.Name
 				}
+				noteDenied(r.Context())
 				writeRPCError(w, r, http.StatusOK, m.ID, rpcForbidden, fmt.Sprintf("access denied: %s on %s is not allowed for %s", what, rt.server.Path, p.Subject))
 				return
 			}
@@ -241,6 +243,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 		return
 	}
 	defer resp.Body.Close()
+	noteUpstream(r.Context(), time.Since(started))
 	logFrom(r.Context()).Debug().Str("server", rt.server.Path).Str("method", method(msgs)).Str("tool", tool(msgs)).
 		Int("upstream_status", resp.StatusCode).Dur("upstream_latency", time.Since(started)).Msg("relayed")
 
