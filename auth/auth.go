@@ -44,6 +44,8 @@ type Principal struct {
 	Admin   bool
 	// Method says how the caller was verified: "api-key", "oidc" or "anonymous".
 	Method string
+	// Issuer is the OIDC issuer that vouched for the caller ("" otherwise).
+	Issuer string
 }
 
 // Anonymous is the principal of a request without a token.
@@ -58,22 +60,33 @@ type KeyStore interface {
 type Options struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// OIDC, when set, verifies JWT access tokens of its issuers.
+	OIDC *OIDC
 }
 
 // Authenticator verifies ingress tokens.
 type Authenticator struct {
 	keys KeyStore
+	oidc *OIDC
 	now  func() time.Time
 }
 
 // NewAuthenticator returns an Authenticator that accepts gateway API keys
-// found in keys.
+// found in keys and, when opts.OIDC is set, JWTs of its issuers.
 func NewAuthenticator(keys KeyStore, opts Options) *Authenticator {
 	now := opts.Now
 	if now == nil {
 		now = time.Now
 	}
-	return &Authenticator{keys: keys, now: now}
+	return &Authenticator{keys: keys, oidc: opts.OIDC, now: now}
+}
+
+// Issuers returns the OIDC issuers accepted for ingress (none without OIDC).
+func (a *Authenticator) Issuers() []string {
+	if a.oidc == nil {
+		return nil
+	}
+	return a.oidc.Issuers()
 }
 
 // IngressToken returns the bearer token that identifies the caller to the
@@ -105,6 +118,9 @@ func (a *Authenticator) Verify(ctx context.Context, token string) (*Principal, e
 		return nil, ErrNoToken
 	}
 	if !strings.HasPrefix(token, APIKeyPrefix) {
+		if a.oidc != nil && looksLikeJWT(token) {
+			return a.oidc.Verify(ctx, token)
+		}
 		return nil, ErrInvalidToken
 	}
 	k, err := a.keys.APIKeyByHash(ctx, HashKey(token))
@@ -158,7 +174,7 @@ func EnsureAdminKey(ctx context.Context, store KeyWriter, dataDir string) (strin
 	if err != nil {
 		return "", err
 	}
-	if err := store.PutAPIKey(ctx, registry.APIKey{Name: AdminKeyName, Hash: HashKey(tok), Admin: true, Groups: []string{"mcp-admins"}, CreatedAt: time.Now()}); err != nil {
+	if err := store.PutAPIKey(ctx, registry.APIKey{Name: AdminKeyName, Hash: HashKey(tok), Admin: true, Groups: []string{AdminGroup}, CreatedAt: time.Now()}); err != nil {
 		return "", fmt.Errorf("auth: store admin key: %w", err)
 	}
 	tmp := file + ".tmp"
