@@ -145,7 +145,7 @@ type servers struct {
 }
 
 func (s *servers) List(context.Context) ([]*registry.Server, error) { return s.list, nil }
-func (s *servers) Subscribe(fn func(registry.Event))                 { s.subs = append(s.subs, fn) }
+func (s *servers) Subscribe(fn func(registry.Event))                { s.subs = append(s.subs, fn) }
 func (s *servers) emit(ev registry.Event) {
 	for _, fn := range s.subs {
 		fn(ev)
