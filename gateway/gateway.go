@@ -74,6 +74,12 @@ type Deps struct {
 	Log       zerolog.Logger
 	// Metrics, when set, receives the gateway's metrics; nil makes a new set.
 	Metrics *Metrics
+	// Finder answers intelligent_tool_finder and /api/v1/search; nil
+	// makes them report that no finder index is configured.
+	Finder Finder
+	// Invoker calls tools for invoke_tool; nil makes a session pool over
+	// Transport.
+	Invoker Invoker
 }
 
 // Gateway is the http.Handler of the whole listener.
@@ -94,6 +100,8 @@ type Gateway struct {
 	api    *http.ServeMux
 
 	metrics *Metrics
+	finder  Finder
+	invoker Invoker
 	uiLogin UILogin       // interactive UI sign-in (OIDC); nil offers API keys only
 	uiPoll  time.Duration // how often the UI page polls; 0 means defaultUIPoll
 }
@@ -115,6 +123,7 @@ func New(opts Options, d Deps) (*Gateway, error) {
 	if g.metrics == nil {
 		g.metrics = NewMetrics()
 	}
+	g.finder, g.invoker = d.Finder, orDefaultInvoker(d.Invoker, d.Transport, opts.Version)
 	g.metrics.bind(g)
 	g.routes.Store(&routeTable{byKey: map[string]*route{}})
 	g.meta = g.newMetaServer()

@@ -39,7 +39,7 @@ const registerSchema = `{"type":"object","properties":{
 func (g *Gateway) newMetaServer() http.Handler {
 	s := server.NewMCPServer("mcpgw", g.opts.Version,
 		server.WithToolCapabilities(true),
-		server.WithInstructions("mcpgw is an MCP gateway and registry. Use list_services to see the registered MCP servers, get_server_details for one server's tools, and healthcheck for their health."),
+		server.WithInstructions("mcpgw is an MCP gateway and registry. Use list_services to see the registered MCP servers, get_server_details for one server's tools, and healthcheck for their health. Use intelligent_tool_finder to find the right tool by describing what you need, and invoke_tool to call it through this connection."),
 		server.WithToolFilter(func(ctx context.Context, tools []mcp.Tool) []mcp.Tool {
 			p := auth.FromContext(ctx)
 			out := tools[:0:0]
@@ -70,13 +70,15 @@ func (g *Gateway) newMetaServer() http.Handler {
 		json.RawMessage(servicePathSchema)), g.toolToggle)
 	s.AddTool(mcp.NewToolWithRawSchema("refresh_service", "Admin: re-read a service's tool list from its upstream now.",
 		json.RawMessage(servicePathSchema)), g.toolRefresh)
+	g.addFinderTool(s)
+	g.addInvokeTool(s)
 
 	return server.NewStreamableHTTPServer(s,
 		server.WithEndpointPath("/mcpgw/mcp"),
 		// The gateway applies its own DNS-rebinding check to every path.
 		server.WithDisableLocalhostProtection(true),
 		server.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
-			return auth.WithPrincipal(ctx, auth.FromContext(r.Context()))
+			return withCallerHeaders(auth.WithPrincipal(ctx, auth.FromContext(r.Context())), r.Header)
 		}),
 	)
 }

@@ -79,6 +79,7 @@ func newRootCmd() *cobra.Command {
 		return usageErr("%v (see `%s --help`)", err, c.CommandPath())
 	})
 	root.AddCommand(newServeCmd(), newVersionCmd(), newCallCmd())
+	root.AddCommand(newFindCmd())
 	addClientCommands(root)
 	return root
 }

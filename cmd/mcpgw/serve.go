@@ -19,6 +19,7 @@ import (
 	"github.com/mcpgw/mcpgw/gateway"
 	"github.com/mcpgw/mcpgw/registry"
 	"github.com/mcpgw/mcpgw/registry/sqlite"
+	"github.com/mcpgw/mcpgw/search"
 	"github.com/mcpgw/mcpgw/upstream"
 )
 
@@ -84,6 +85,19 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 	up := upstream.New(upstream.Options{}, version)
 	defer up.Close()
 	reg := registry.NewService(store)
+	finder, err := search.New(search.Options{Log: lg})
+	if err != nil {
+		return failed(err)
+	}
+	defer finder.Close()
+	// Subscribe before loading: Load holds the index while it lists the
+	// store, so a change committed meanwhile is applied after it, in order.
+	reg.Subscribe(finder.Apply)
+	if err := finder.Load(ctx, reg.List); err != nil {
+		return failed(err)
+	}
+	sessions := upstream.NewSessions(up.Transport(), version, upstream.SessionOptions{})
+	defer sessions.Close()
 	gw, err := gateway.New(gateway.Options{
 		MaxBodyBytes:    cfg.MaxBodyBytes,
 		PublicURL:       cfg.PublicURL,
@@ -98,6 +112,8 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 		Transport: up.Transport(),
 		Sealer:    sealer,
 		Log:       lg,
+		Finder:    finder,
+		Invoker:   sessions,
 	})
 	if err != nil {
 		return failed(err)

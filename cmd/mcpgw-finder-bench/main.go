@@ -1,0 +1,233 @@
+// Command mcpgw-finder-bench measures the tool finder (`make bench-finder`):
+// recall@1, recall@5 and MRR of the labeled query set over the catalog, then
+// index build time, memory and query latency on a registry of -tools tools
+// generated from the catalog by variation.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mcpgw/mcpgw/registry"
+	"github.com/mcpgw/mcpgw/search"
+	"github.com/mcpgw/mcpgw/search/searchbench"
+)
+
+func main() {
+	catalog := flag.String("catalog", "testdata/catalog", "directory of registration files")
+	queries := flag.String("queries", "testdata/finder/queries.json", "labeled query set")
+	tools := flag.Int("tools", 100000, "size of the generated registry for the speed test (0 skips it)")
+	cores := flag.Int("cores", 1, "GOMAXPROCS while timing queries")
+	rounds := flag.Int("rounds", 5, "how many times the query set is run for latency")
+	verbose := flag.Bool("v", false, "list every query that missed rank 1")
+	one := flag.String("q", "", "run only this query against the catalog and print its top 10")
+	tune := flag.Bool("tune", false, "grid-search the field boosts on the query set and print the best")
+	flag.Parse()
+	if *tune {
+		if err := tuneBoosts(*catalog, *queries); err != nil {
+			fmt.Fprintln(os.Stderr, "mcpgw-finder-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *one != "" {
+		if err := show(*catalog, *one); err != nil {
+			fmt.Fprintln(os.Stderr, "mcpgw-finder-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(*catalog, *queries, *tools, *cores, *rounds, *verbose); err != nil {
+		fmt.Fprintln(os.Stderr, "mcpgw-finder-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(catalog, queries string, n, cores, rounds int, verbose bool) error {
+	ctx := context.Background()
+	base, err := searchbench.LoadCatalog(catalog)
+	if err != nil {
+		return err
+	}
+	qs, err := searchbench.LoadQueries(queries)
+	if err != nil {
+		return err
+	}
+	idx, err := search.New(search.Options{})
+	if err != nil {
+		return err
+	}
+	defer idx.Close()
+	start := time.Now()
+	if err := idx.Rebuild(base); err != nil {
+		return err
+	}
+	st := idx.Stats()
+	fmt.Printf("catalog: %d servers, %d tools, %d terms, indexed in %s\n", st.Servers, st.Tools, st.Terms, time.Since(start).Round(time.Microsecond))
+	rep, err := searchbench.Evaluate(ctx, idx, qs)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("quality: %d queries  recall@1 %.3f  recall@5 %.3f  MRR %.3f\n", rep.Queries, rep.RecallAt1, rep.RecallAt5, rep.MRR)
+	for _, r := range rep.Results {
+		if r.Rank == 1 || !verbose && r.Rank >= 1 && r.Rank <= 5 {
+			continue
+		}
+		tags := ""
+		if len(r.Tags) > 0 {
+			tags = " [tags " + strings.Join(r.Tags, ",") + "]"
+		}
+		got := r.Got
+		if len(got) > 3 {
+			got = got[:3]
+		}
+		fmt.Printf("  rank %-2d %q%s want %s got %s\n", r.Rank, r.Query, tags, strings.Join(r.Expect, "|"), strings.Join(got, ", "))
+	}
+	if n <= 0 {
+		return nil
+	}
+	return scale(ctx, base, qs, n, cores, rounds)
+}
+
+func scale(ctx context.Context, base []*registry.Server, qs []searchbench.LabeledQuery, n, cores, rounds int) error {
+	servers := searchbench.Generate(base, n, 1)
+	heapBefore := heap()
+	idx, err := search.New(search.Options{})
+	if err != nil {
+		return err
+	}
+	defer idx.Close()
+	start := time.Now()
+	if err := idx.Rebuild(servers); err != nil {
+		return err
+	}
+	build := time.Since(start)
+	heapAfter := heap()
+	st := idx.Stats()
+	fmt.Printf("scale: %d servers, %d tools, %d terms\n", st.Servers, st.Tools, st.Terms)
+	fmt.Printf("  build (GOMAXPROCS %d): %s  (%.0f tools/s)\n", runtime.GOMAXPROCS(0), build.Round(time.Millisecond), float64(st.Tools)/build.Seconds())
+	fmt.Printf("  index memory (live heap growth): %.0f MiB\n", float64(int64(heapAfter)-int64(heapBefore))/(1<<20))
+
+	// One server updated in place: what a registration or refresh costs.
+	start = time.Now()
+	const updates = 50
+	for i := 0; i < updates; i++ {
+		s := servers[i%len(servers)].Clone()
+		s.Description += " updated"
+		if err := idx.Put(s); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("  update one server: %s per change\n", (time.Since(start) / updates).Round(time.Microsecond))
+
+	prev := runtime.GOMAXPROCS(cores)
+	defer runtime.GOMAXPROCS(prev)
+	var lat []time.Duration
+	for r := 0; r < rounds; r++ {
+		for _, q := range qs {
+			t0 := time.Now()
+			if _, err := idx.Search(ctx, search.Query{Text: q.Query, Tags: q.Tags, Top: 5}); err != nil {
+				return err
+			}
+			lat = append(lat, time.Since(t0))
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))] }
+	fmt.Printf("  query (GOMAXPROCS %d, %d queries): p50 %s  p90 %s  p99 %s  max %s\n", cores, len(lat),
+		pct(0.50).Round(time.Microsecond), pct(0.90).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond))
+	return nil
+}
+
+// show prints the top 10 hits of one query over the catalog; tags follow
+// the text after " #", comma-separated.
+func show(catalog, q string) error {
+	base, err := searchbench.LoadCatalog(catalog)
+	if err != nil {
+		return err
+	}
+	idx, err := search.New(search.Options{})
+	if err != nil {
+		return err
+	}
+	defer idx.Close()
+	if err := idx.Rebuild(base); err != nil {
+		return err
+	}
+	text, tagList, _ := strings.Cut(q, " #")
+	var tags []string
+	if tagList != "" {
+		tags = strings.Split(tagList, ",")
+	}
+	hits, err := idx.Search(context.Background(), search.Query{Text: text, Tags: tags, Top: 10})
+	if err != nil {
+		return err
+	}
+	for i, h := range hits {
+		fmt.Printf("%2d  %.3f  %s:%s\n", i+1, h.Score, h.ServerKey, h.Tool.Name)
+	}
+	return nil
+}
+
+// tuneBoosts evaluates a coarse grid of boosts and prints the ten best by
+// recall@1 + recall@5 + MRR. The grid is coarse on purpose: a fine one
+// would fit the query set rather than the catalog.
+func tuneBoosts(catalog, queries string) error {
+	base, err := searchbench.LoadCatalog(catalog)
+	if err != nil {
+		return err
+	}
+	qs, err := searchbench.LoadQueries(queries)
+	if err != nil {
+		return err
+	}
+	type run struct {
+		b   search.Boosts
+		rep searchbench.Report
+	}
+	var runs []run
+	for _, name := range []float64{1, 2, 3} {
+		for _, desc := range []float64{0.5, 1, 1.5, 2} {
+			for _, params := range []float64{0, 0.25, 0.5} {
+				for _, server := range []float64{0.5, 1, 1.5} {
+					for _, syn := range []float64{0.3, 0.5, 0.7} {
+						b := search.Boosts{Name: name, Desc: desc, Params: params, Server: server, Synonym: syn, Fuzzy: 0.7}
+						idx, err := search.New(search.Options{Boosts: b})
+						if err != nil {
+							return err
+						}
+						if err := idx.Rebuild(base); err != nil {
+							return err
+						}
+						rep, err := searchbench.Evaluate(context.Background(), idx, qs)
+						idx.Close()
+						if err != nil {
+							return err
+						}
+						runs = append(runs, run{b, rep})
+					}
+				}
+			}
+		}
+	}
+	sum := func(r searchbench.Report) float64 { return r.RecallAt1 + r.RecallAt5 + r.MRR }
+	sort.SliceStable(runs, func(i, j int) bool { return sum(runs[i].rep) > sum(runs[j].rep) })
+	for _, r := range runs[:10] {
+		fmt.Printf("%+v  recall@1 %.3f  recall@5 %.3f  MRR %.3f\n", r.b, r.rep.RecallAt1, r.rep.RecallAt5, r.rep.MRR)
+	}
+	return nil
+}
+
+func heap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}

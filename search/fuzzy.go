@@ -1,0 +1,149 @@
+package search
+
+import (
+	"encoding/json"
+	"sort"
+	"strings"
+)
+
+// maxCorrections is how many spelling corrections one unknown word gets.
+const maxCorrections = 3
+
+// corrections returns the indexed terms closest to t by edit distance (one
+// edit for words up to six letters, two for longer ones), nearest and then
+// most common first. It is asked only for words the index does not know, so
+// a correctly spelled query never pays for it or drifts to look-alikes.
+func (x *Index) corrections(t string) []string {
+	maxD := 1
+	if len(t) >= 7 {
+		maxD = 2
+	}
+	type cand struct {
+		term string
+		d    int
+		df   int32
+	}
+	var cs []cand
+	for v, df := range x.vocab {
+		if abs(len(v)-len(t)) > maxD || len(v) < 3 {
+			continue
+		}
+		if d := editDistance(t, v, maxD); d <= maxD {
+			cs = append(cs, cand{v, d, df})
+		}
+	}
+	sort.Slice(cs, func(i, j int) bool {
+		if cs[i].d != cs[j].d {
+			return cs[i].d < cs[j].d
+		}
+		if cs[i].df != cs[j].df {
+			return cs[i].df > cs[j].df
+		}
+		return cs[i].term < cs[j].term
+	})
+	out := make([]string, 0, maxCorrections)
+	for i := 0; i < len(cs) && i < maxCorrections; i++ {
+		// Keep only the nearest distance: a one-edit match beats any two-edit one.
+		if cs[i].d > cs[0].d {
+			break
+		}
+		out = append(out, cs[i].term)
+	}
+	return out
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// editDistance is the Damerau-Levenshtein (optimal string alignment)
+// distance of a and b in bytes, or max+1 once it must exceed max.
+func editDistance(a, b string, max int) int {
+	if a == b {
+		return 0
+	}
+	la, lb := len(a), len(b)
+	prev2 := make([]int, lb+1)
+	prev := make([]int, lb+1)
+	cur := make([]int, lb+1)
+	for j := 0; j <= lb; j++ {
+		prev[j] = j
+	}
+	for i := 1; i <= la; i++ {
+		cur[0] = i
+		rowMin := cur[0]
+		for j := 1; j <= lb; j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			v := min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				v = min(v, prev2[j-2]+1)
+			}
+			cur[j] = v
+			rowMin = min(rowMin, v)
+		}
+		if rowMin > max {
+			return max + 1
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[lb]
+}
+
+// schemaText is the searchable text of a tool's input schema: every
+// property's name and description, nested objects and array items included.
+// A schema that is not what it should be yields what could be read of it.
+func schemaText(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	schemaWalk(&b, raw, 0)
+	return b.String()
+}
+
+// maxSchemaDepth bounds how deep nested properties are read, so a
+// pathological schema cannot make indexing slow.
+const maxSchemaDepth = 3
+
+type schemaNode struct {
+	Description json.RawMessage            `json:"description"`
+	Properties  map[string]json.RawMessage `json:"properties"`
+	Items       json.RawMessage            `json:"items"`
+}
+
+func schemaWalk(b *strings.Builder, raw json.RawMessage, depth int) {
+	if depth > maxSchemaDepth {
+		return
+	}
+	var n schemaNode
+	if json.Unmarshal(raw, &n) != nil {
+		return
+	}
+	names := make([]string, 0, len(n.Properties))
+	for k := range n.Properties {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		b.WriteString(k)
+		b.WriteByte(' ')
+		var p schemaNode
+		if json.Unmarshal(n.Properties[k], &p) == nil {
+			var d string
+			if json.Unmarshal(p.Description, &d) == nil && d != "" {
+				b.WriteString(d)
+				b.WriteByte('\n')
+			}
+		}
+		schemaWalk(b, n.Properties[k], depth+1)
+	}
+	if len(n.Items) > 0 && n.Items[0] == '{' {
+		schemaWalk(b, n.Items, depth+1)
+	}
+}
