@@ -474,16 +474,20 @@ func (c *Checker) run(ctx context.Context, e *entry) {
 	if changed && c.store != nil {
 		c.dirty[e.key] = h
 	}
-	c.place(e, c.nextDue(now, srv))
-	c.mu.Unlock()
-	c.poke()
-
+	// Counted before the state is visible, so a reader that sees it sees
+	// the counts too.
 	c.checks.Add(1)
 	if res.Status == registry.HealthUnhealthy {
 		c.failures.Add(1)
 	}
 	if changed {
 		c.stateChanges.Add(1)
+	}
+	c.place(e, c.nextDue(now, srv))
+	c.mu.Unlock()
+	c.poke()
+
+	if changed {
 		ev := c.log.Info()
 		if res.Status == registry.HealthUnhealthy {
 			ev = c.log.Warn()
@@ -570,7 +574,9 @@ func (c *Checker) persister(ctx context.Context) {
 	for {
 		select {
 		case <-t.C:
-			c.flush(ctx)
+			// Not cancellable: a batch is short, and SQLite drivers watch a
+			// cancellable context with a goroutine per statement.
+			c.flush(context.WithoutCancel(ctx))
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			c.flush(fctx)
