@@ -49,13 +49,15 @@ func defaultTokenFile() string {
 	return envOr("MCPGW_TOKEN_FILE", filepath.Join(defaultDataDir(), "admin.token"))
 }
 
-// token reads the token file. A named file that cannot be read is an error;
-// the default file may be absent (anonymous).
+// token reads the token file. A file named by --token-file or
+// MCPGW_TOKEN_FILE that cannot be read is an error (a typo must not turn
+// into an anonymous request); the local admin token file may be absent.
 func (o *clientOpts) token() (string, error) {
 	f := o.tokenFile
 	named := f != ""
 	if !named {
 		f = defaultTokenFile()
+		named = strings.TrimSpace(os.Getenv("MCPGW_TOKEN_FILE")) != ""
 	}
 	b, err := os.ReadFile(f)
 	if err != nil {

@@ -442,6 +442,8 @@ func TestEndToEnd(t *testing.T) {
 		}
 		c.run(t, "", "disable", "customer-support-assistant", "--token-file", bad).want(t, "wrong token", 1, "401")
 		c.run(t, "", "disable", "customer-support-assistant", "--token-file", filepath.Join(tmp, "absent.token")).want(t, "missing token file", 2, "absent.token")
+		typo := cli{bin: bin, dir: tmp, env: cleanEnv("MCPGW_REGISTRY_URL="+gw.url, "MCPGW_TOKEN_FILE="+filepath.Join(tmp, "typo.token"))}
+		typo.run(t, "", "list").want(t, "MCPGW_TOKEN_FILE names a missing file", 2, "typo.token")
 		// Without MCPGW_TOKEN_FILE and without a local data dir the client
 		// is anonymous: reads work, writes are refused.
 		anon := cli{bin: bin, dir: tmp, env: cleanEnv("MCPGW_REGISTRY_URL=" + gw.url)}
