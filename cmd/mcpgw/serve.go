@@ -98,6 +98,14 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 	}
 	sessions := upstream.NewSessions(up.Transport(), version, upstream.SessionOptions{})
 	defer sessions.Close()
+	// The health checker follows the registry like the routing table. Its
+	// context ends, and its last states are saved, before the store closes.
+	healthCtx, stopHealth := context.WithCancel(ctx)
+	health := upstream.NewChecker(upstream.CheckerOptions{Version: version}, upstream.CheckerDeps{
+		Registry: reg, Transport: up.Transport(), Store: store, Log: lg,
+	})
+	defer health.Wait()
+	defer stopHealth()
 	gw, err := gateway.New(gateway.Options{
 		MaxBodyBytes:    cfg.MaxBodyBytes,
 		PublicURL:       cfg.PublicURL,
@@ -114,11 +122,15 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 		Log:       lg,
 		Finder:    finder,
 		Invoker:   sessions,
+		Health:    health,
 	})
 	if err != nil {
 		return failed(err)
 	}
 	if err := gw.Load(ctx); err != nil {
+		return failed(err)
+	}
+	if err := health.Start(healthCtx); err != nil {
 		return failed(err)
 	}
 
