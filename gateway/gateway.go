@@ -282,6 +282,8 @@ func (g *Gateway) dispatch(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	case p == "/readyz":
 		g.serveReady(w, r)
+	case p == wellKnownResource || strings.HasPrefix(p, wellKnownResource+"/"):
+		g.serveResourceMetadata(w, r)
 	case p == "/mcpgw/mcp" || p == "/mcpgw/mcp/":
 		noteSurface(r.Context(), surfaceMeta)
 		peekRPC(r, g.opts.MaxBodyBytes)
@@ -417,23 +419,20 @@ func (g *Gateway) authenticate(r *http.Request, passthrough bool) (*auth.Princip
 	}
 	if tok == "" {
 		noteAuth(r.Context(), auth.Anonymous, nil)
-		return auth.Anonymous, nil
+		return g.admit(r, auth.Anonymous)
 	}
 	p, err := g.verify.Verify(r.Context(), tok)
 	noteAuth(r.Context(), p, err)
 	if err != nil {
+		auditRefusedToken(r, err)
 		return nil, err
 	}
-	return p, nil
+	return g.admit(r, p)
 }
 
+// writeUnauthorized answers a failed authentication (see writeAuthError).
 func (g *Gateway) writeUnauthorized(w http.ResponseWriter, r *http.Request, err error) {
-	w.Header().Set("WWW-Authenticate", `Bearer realm="mcpgw"`)
-	msg := "a valid gateway token is required (Authorization or X-Authorization: Bearer <token>)"
-	if errors.Is(err, auth.ErrInvalidToken) {
-		msg = "the gateway token is invalid or expired"
-	}
-	writeError(w, r, http.StatusUnauthorized, msg, nil)
+	g.writeAuthError(w, r, err)
 }
 
 type requestIDKey struct{}

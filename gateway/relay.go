@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mcpgw/mcpgw/auth"
 	"github.com/mcpgw/mcpgw/registry"
 )
 
@@ -171,6 +172,10 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 		g.writeUnauthorized(w, r, err)
 		return
 	}
+	if !g.policy.Allowed(p, rt.server.Path, auth.ActionRead, "") {
+		writeError(w, r, http.StatusForbidden, "access to "+rt.server.Path+" is not allowed", nil)
+		return
+	}
 
 	var body []byte
 	var msgs []rpcMessage
@@ -243,6 +248,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 		return
 	}
 	defer resp.Body.Close()
+	resp.Body = g.filterToolsList(resp, p, rt, msgs) // policy: tools p may not call leave tools/list results
 	noteUpstream(r.Context(), time.Since(started))
 	logFrom(r.Context()).Debug().Str("server", rt.server.Path).Str("method", method(msgs)).Str("tool", tool(msgs)).
 		Int("upstream_status", resp.StatusCode).Dur("upstream_latency", time.Since(started)).Msg("relayed")

@@ -18,6 +18,9 @@ func (g *Gateway) newAPI() *http.ServeMux {
 	mux.HandleFunc("/api/v1/servers/", g.handleServer)
 	mux.HandleFunc("/api/v1/health", g.handleHealth)
 	mux.HandleFunc("/api/v1/search", g.handleSearch)
+	mux.HandleFunc("/api/v1/policy", g.handlePolicy)
+	mux.HandleFunc("/api/v1/apikeys", g.handleAPIKeys)
+	mux.HandleFunc("/api/v1/apikeys/", g.handleAPIKey)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, fmt.Sprintf("no API endpoint at %q", r.URL.Path), nil)
 	})
