@@ -1,0 +1,149 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/mcpgw/mcpgw/auth"
+	"github.com/mcpgw/mcpgw/registry"
+	"github.com/mcpgw/mcpgw/registry/sqlite"
+	"github.com/mcpgw/mcpgw/upstream"
+	"github.com/mcpgw/mcpgw/upstream/upstreamtest"
+)
+
+// newHealthEnv is newEnv with the real background health checker as the
+// gateway's HealthSource, as serve wires it.
+func newHealthEnv(t *testing.T) (*testEnv, *upstream.Checker) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	dir := t.TempDir()
+	store, err := sqlite.Open(ctx, dir+"/mcpgw.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	tokenFile, err := auth.EnsureAdminKey(ctx, store, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := readFile(tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := LoadOrCreateSessionKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := NewSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := upstream.New(upstream.Options{}, "test")
+	t.Cleanup(up.Close)
+	reg := registry.NewService(store)
+	hc := upstream.NewChecker(upstream.CheckerOptions{Interval: 50 * time.Millisecond}, upstream.CheckerDeps{
+		Registry: reg, Transport: up.Transport(), Store: store, Log: zerolog.Nop(),
+	})
+	gw, err := New(Options{}, Deps{
+		Registry: reg, Verifier: auth.NewAuthenticator(store, auth.Options{}), Policy: auth.NewPolicy(),
+		Tools: up, Transport: up.Transport(), Sealer: sealer, Log: zerolog.Nop(), Health: hc,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := hc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); hc.Wait() })
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	return &testEnv{gw: gw, srv: srv, reg: reg, store: store, admin: tok}, hc
+}
+
+// /api/v1/health and the server list show the checker's states; a server
+// whose check fails stays routed.
+func TestHealthThroughTheGateway(t *testing.T) {
+	env, _ := newHealthEnv(t)
+	good := upstreamtest.New(t, upstreamtest.Options{})
+	ac := upstreamtest.NewAgentCore(t, "")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String() + "/mcp"
+	ln.Close()
+	env.register(t, map[string]any{"server_name": "good", "path": "/good", "proxy_pass_url": good.URL})
+	env.register(t, map[string]any{"server_name": "support", "path": "/support", "proxy_pass_url": ac.Base + "/mcp/", "auth_provider": "bedrock-agentcore"})
+	env.register(t, map[string]any{"server_name": "down", "path": "/down", "proxy_pass_url": down})
+	env.register(t, map[string]any{"server_name": "off", "path": "/off", "proxy_pass_url": good.URL, "enabled": false})
+	env.register(t, map[string]any{"server_name": "quiet", "path": "/quiet", "proxy_pass_url": good.URL, "health_check": false})
+
+	want := map[string]string{
+		"/good":     registry.HealthHealthy,
+		"/support/": registry.HealthAuthRequired,
+		"/down":     "unhealthy: connection refused",
+		"/off":      registry.HealthDisabled,
+		"/quiet":    registry.HealthUnknown,
+	}
+	var got map[string]healthEntry
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, body := env.do(t, http.MethodGet, "/api/v1/health", nil, env.adminHeaders())
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /api/v1/health: %d %s", resp.StatusCode, body)
+		}
+		got = map[string]healthEntry{}
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatal(err)
+		}
+		same := len(got) == len(want)
+		for p, st := range want {
+			same = same && got[p].Status == st
+		}
+		if same {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("health = %+v, want statuses %v", got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got["/good"].LastCheckedISO == "" || got["/quiet"].LastCheckedISO != "" {
+		t.Fatalf("last_checked_iso: %+v", got)
+	}
+
+	resp, body := env.do(t, http.MethodGet, "/api/v1/servers", nil, env.adminHeaders())
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /api/v1/servers: %d %s", resp.StatusCode, body)
+	}
+	var list serviceList
+	if err := json.Unmarshal(body, &list); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range list.Services {
+		if s.Path == "/down" && s.HealthStatus != "unhealthy: connection refused" {
+			t.Fatalf("list shows /down as %q", s.HealthStatus)
+		}
+	}
+
+	// Unhealthy is not unrouted: the relay still forwards (and reports the
+	// upstream's failure), it does not answer 404.
+	resp, body = env.do(t, http.MethodPost, "/down/mcp", []byte(`{"jsonrpc":"2.0","id":1,"method":"ping"}`),
+		map[string]string{"Authorization": "Bearer " + env.admin, "Content-Type": "application/json", "Accept": "application/json, text/event-stream"})
+	if resp.StatusCode == http.StatusNotFound {
+		t.Fatalf("an unhealthy server was unrouted: %d %s", resp.StatusCode, body)
+	}
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Fatalf("relay to a down upstream: %d %s, want 502", resp.StatusCode, body)
+	}
+}
