@@ -6,14 +6,17 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/rs/zerolog"
 
 	"github.com/mcpgw/mcpgw/auth"
 	"github.com/mcpgw/mcpgw/registry"
 	"github.com/mcpgw/mcpgw/registry/sqlite"
+	"github.com/mcpgw/mcpgw/search"
 	"github.com/mcpgw/mcpgw/upstream"
 	"github.com/mcpgw/mcpgw/upstream/upstreamtest"
 )
@@ -48,12 +51,21 @@ func newHealthEnv(t *testing.T) (*testEnv, *upstream.Checker) {
 	up := upstream.New(upstream.Options{}, "test")
 	t.Cleanup(up.Close)
 	reg := registry.NewService(store)
-	hc := upstream.NewChecker(upstream.CheckerOptions{Interval: 50 * time.Millisecond}, upstream.CheckerDeps{
+	finder, err := search.New(search.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { finder.Close() })
+	reg.Subscribe(finder.Apply)
+	if err := finder.Load(ctx, reg.List); err != nil {
+		t.Fatal(err)
+	}
+	hc := upstream.NewChecker(upstream.CheckerOptions{Interval: 50 * time.Millisecond, ToolRefresh: 100 * time.Millisecond}, upstream.CheckerDeps{
 		Registry: reg, Transport: up.Transport(), Store: store, Log: zerolog.Nop(),
 	})
 	gw, err := New(Options{}, Deps{
 		Registry: reg, Verifier: auth.NewAuthenticator(store, auth.Options{}), Policy: auth.NewPolicy(),
-		Tools: up, Transport: up.Transport(), Sealer: sealer, Log: zerolog.Nop(), Health: hc,
+		Tools: up, Transport: up.Transport(), Sealer: sealer, Log: zerolog.Nop(), Health: hc, Finder: finder,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -146,4 +158,43 @@ func TestHealthThroughTheGateway(t *testing.T) {
 	if resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("relay to a down upstream: %d %s, want 502", resp.StatusCode, body)
 	}
+}
+
+// A tool the upstream adds at runtime is stored by the checker and found by
+// the finder; one it drops disappears from the finder.
+func TestHealthToolChangesReachTheFinder(t *testing.T) {
+	env, _ := newHealthEnv(t)
+	up := upstreamtest.New(t, upstreamtest.Options{})
+	env.register(t, map[string]any{"server_name": "weather", "path": "/weather", "proxy_pass_url": up.URL})
+	find := func() string {
+		resp, body := env.do(t, http.MethodGet, "/api/v1/search?q=tide+tables+for+harbours", nil, env.adminHeaders())
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("search: %d %s", resp.StatusCode, body)
+		}
+		return string(body)
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("the upstream's tools to be stored", func() bool {
+		s, err := env.reg.Get(context.Background(), "/weather")
+		return err == nil && s.NumTools == 3
+	})
+	if strings.Contains(find(), "harbour_tides") {
+		t.Fatal("found a tool that does not exist yet")
+	}
+	up.MCP.AddTool(mcp.NewTool("harbour_tides", mcp.WithDescription("Tide tables for harbours: high and low water times")),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return mcp.NewToolResultText("high water 06:12"), nil
+		})
+	waitFor("the finder to find the new tool", func() bool { return strings.Contains(find(), "harbour_tides") })
+	up.MCP.DeleteTools("harbour_tides")
+	waitFor("the finder to forget the removed tool", func() bool { return !strings.Contains(find(), "harbour_tides") })
 }
