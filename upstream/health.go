@@ -230,6 +230,24 @@ func (c *Checker) Health(key string) registry.Health {
 	return e.health
 }
 
+// Recheck checks one server as soon as a worker is free and re-reads its
+// tool list in the same exchange: for when the gateway learns that the
+// upstream changed (a relayed notifications/tools/list_changed). It does
+// not block; an unknown, disabled or opted-out server is ignored.
+func (c *Checker) Recheck(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entries[registry.PathKey(key)]
+	if e == nil || !eligible(e.srv) {
+		return
+	}
+	e.toolsAt = time.Time{}
+	if !e.running {
+		c.place(e, time.Time{})
+	}
+	c.poke()
+}
+
 // Stats returns the checker's counters.
 func (c *Checker) Stats() CheckerStats {
 	c.mu.Lock()

@@ -207,6 +207,23 @@ func TestCheckerToolChangesAtRuntime(t *testing.T) {
 	}
 }
 
+// Recheck re-reads the tool list at once, without waiting for the interval
+// or the tool refresh period.
+func TestCheckerRecheck(t *testing.T) {
+	env := newHealthEnv(t)
+	f := newFake(t, fakeOptions{})
+	env.register(t, map[string]any{"server_name": "r", "path": "/r", "proxy_pass_url": f.URL})
+	c := env.start(t, CheckerOptions{Interval: time.Hour, ToolRefresh: -1})
+	waitFor(t, 5*time.Second, "the first tool list", func() bool { return strings.Join(env.tools(t, "/r"), ",") == "echo" })
+	f.addTools("late", 1)
+	c.Recheck("/r/")
+	waitFor(t, 5*time.Second, "the recheck to store the new tool", func() bool { return strings.Join(env.tools(t, "/r"), ",") == "echo,late0" })
+	if n := f.count(http.MethodPost, "initialize"); n != 2 {
+		t.Fatalf("%d checks, want the first and the recheck", n)
+	}
+	c.Recheck("/nope") // unknown: ignored
+}
+
 // A passthrough upstream answering 401 is healthy-auth-required, and its
 // registered tool_list stays as registered.
 func TestCheckerPassthroughKeepsRegisteredTools(t *testing.T) {
