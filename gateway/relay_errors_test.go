@@ -448,7 +448,7 @@ func TestRelaySlowUpstreamDoesNotBlockOthers(t *testing.T) {
 	slow := connect(t, env.srv.URL+"/slow/mcp", nil, "2025-06-18")
 	fast := connect(t, env.srv.URL+"/fast/mcp", nil, "2025-06-18")
 
-	const slowFor = 1500 * time.Millisecond
+	const slowFor = time.Second
 	var wg sync.WaitGroup
 	for i := 0; i < 4; i++ {
 		wg.Add(1)
