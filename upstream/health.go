@@ -148,11 +148,16 @@ func NewChecker(opts CheckerOptions, d CheckerDeps) *Checker {
 		ua += "/" + opts.Version
 	}
 	return &Checker{
-		opts:    opts,
-		reg:     d.Registry,
-		store:   d.Store,
-		log:     d.Log,
-		probe:   &prober{http: &http.Client{Transport: d.Transport}, userAgent: ua, timeout: opts.Timeout},
+		opts:  opts,
+		reg:   d.Registry,
+		store: d.Store,
+		log:   d.Log,
+		probe: &prober{http: &http.Client{
+			Transport: d.Transport,
+			// A redirect is reported, not followed: configured headers
+			// are secrets and go to the registered upstream only.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}, userAgent: ua, timeout: opts.Timeout},
 		entries: map[string]*entry{},
 		dirty:   map[string]registry.Health{},
 		wake:    make(chan struct{}, 1),

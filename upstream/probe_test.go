@@ -18,7 +18,7 @@ import (
 )
 
 func testProber(timeout time.Duration) *prober {
-	return &prober{http: &http.Client{Transport: New(Options{}, "test").Transport()}, userAgent: "mcpgw/test", timeout: timeout}
+	return NewChecker(CheckerOptions{Timeout: timeout}, CheckerDeps{Transport: New(Options{}, "test").Transport()}).probe
 }
 
 func srvFor(url string, changes func(*registry.Server)) *registry.Server {
@@ -120,6 +120,11 @@ func TestProbeStates(t *testing.T) {
 		{name: "untrusted certificate", srv: srvFor(tlsSrv.URL+"/mcp", nil), status: registry.HealthUnhealthy, reason: "TLS: "},
 		{name: "plain http on a tls port", srv: srvFor(strings.Replace(tlsSrv.URL, "https://", "http://", 1)+"/mcp", nil),
 			status: registry.HealthUnhealthy, reason: "HTTP 400 Bad Request"},
+		{name: "redirect not followed", srv: srvFor(plainFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "http://198.51.100.7/mcp", http.StatusTemporaryRedirect)
+		}), func(s *registry.Server) {
+			s.Headers = []registry.Header{{Name: "X-Api-Key", Value: registry.NewSecret("s3cret")}}
+		}), status: registry.HealthUnhealthy, reason: "HTTP 307 Temporary Redirect"},
 		{name: "modern only", srv: srvFor(modernOnly, nil), status: registry.HealthHealthy, modern: true},
 		{name: "ping fails", srv: srvFor(pingFails, nil), status: registry.HealthUnhealthy, reason: "HTTP 404 Not Found on ping"},
 		{name: "sse endpoint on another origin", srv: srvFor(sseElsewhere, func(s *registry.Server) {
