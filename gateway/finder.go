@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -24,8 +23,9 @@ type Finder interface {
 
 var _ Finder = (*search.Index)(nil)
 
-// errNoFinder is answered when the gateway was built without a finder.
-var errNoFinder = errors.New("the tool finder is not configured on this gateway")
+// errNoFinder is answered when the gateway was built without a finder
+// (only embedders and tests do that; `mcpgw serve` always has one).
+var errNoFinder = kinded(registry.ErrNotFound, "the tool finder is not configured on this gateway")
 
 // finderResult is one entry of intelligent_tool_finder's answer (SPEC 4.1).
 type finderResult struct {

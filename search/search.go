@@ -410,7 +410,7 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 		x.listByTags(&c, tags)
 		return c.hits, nil
 	}
-	terms := x.queryTerms(text)
+	terms, unknown := x.queryTerms(text)
 	if len(terms) == 0 {
 		return []Hit{}, nil
 	}
@@ -444,7 +444,7 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 		}
 	}
 	if len(c.hits) > 0 {
-		x.normalize(c.hits, c.raw, terms)
+		x.normalize(c.hits, c.raw, terms, unknown)
 	}
 	return c.hits, nil
 }
@@ -560,10 +560,13 @@ type queryTerm struct {
 // queryTerms analyzes a query's text the way documents are analyzed, drops
 // words that only say "I need a tool", and gives each remaining word its
 // indexed alternatives: itself, its synonyms, and for a word the index does
-// not know, its spelling corrections.
-func (x *Index) queryTerms(text string) []queryTerm {
+// not know, its spelling corrections. Words with no indexed alternative
+// cannot match; their summed idf is returned, as they still count against
+// the similarity of every hit.
+func (x *Index) queryTerms(text string) ([]queryTerm, float64) {
 	text = queryPhrases.Replace(strings.ToLower(text))
 	var out []queryTerm
+	var unknown float64
 	seen := map[string]bool{}
 	n := float64(x.tools) + 1
 	for _, t := range x.analyze(expandIdentifiers(text)) {
@@ -586,6 +589,7 @@ func (x *Index) queryTerms(text string) []queryTerm {
 			}
 		}
 		if len(best) == 0 {
+			unknown += 1 + math.Log(n)
 			continue
 		}
 		if b, ok := best[t]; ok {
@@ -607,7 +611,7 @@ func (x *Index) queryTerms(text string) []queryTerm {
 		qt.idf = 1 + math.Log(n/(df+1))
 		out = append(out, qt)
 	}
-	return out
+	return out, unknown
 }
 
 // clause is one term query of a search: alternative alt of query word
@@ -705,7 +709,7 @@ func (s *scorer) score(_ context.Context, d *search.DocumentMatch) (float64, err
 // synonym or correction counting at its boost), and each later hit that
 // share scaled by its raw score relative to the best, so scores fall in
 // rank order and a hit matching every word of the query scores 1.
-func (x *Index) normalize(hits []Hit, raw []float64, terms []queryTerm) {
+func (x *Index) normalize(hits []Hit, raw []float64, terms []queryTerm, unknown float64) {
 	best := raw[0]
 	if best <= 0 {
 		for i := range hits {
@@ -718,7 +722,7 @@ func (x *Index) normalize(hits []Hit, raw []float64, terms []queryTerm) {
 	if e != nil {
 		have = x.fields(e.srv, &hits[0].Tool).termSet()
 	}
-	var total, matched float64
+	total, matched := unknown, 0.0
 	for _, qt := range terms {
 		total += qt.idf
 		m := 0.0

@@ -51,8 +51,8 @@ func splitCamel(s string) []string {
 		prev, cur := rs[i-1], rs[i]
 		boundary := false
 		switch {
-		case unicode.IsLower(prev) && unicode.IsUpper(cur):
-			boundary = true // getFoo
+		case (unicode.IsLower(prev) || unicode.IsDigit(prev)) && unicode.IsUpper(cur):
+			boundary = true // getFoo, s3Upload
 		case unicode.IsUpper(prev) && unicode.IsUpper(cur) && i+1 < len(rs) && unicode.IsLower(rs[i+1]):
 			boundary = true // SDKClient: the C starts a word
 		}
@@ -104,7 +104,7 @@ func expandIdentifiers(text string) string {
 func isCompound(tok string) bool {
 	var prev rune
 	for i, r := range tok {
-		if i > 0 && (isSeparator(r) || unicode.IsLower(prev) && unicode.IsUpper(r)) {
+		if i > 0 && (isSeparator(r) || (unicode.IsLower(prev) || unicode.IsDigit(prev)) && unicode.IsUpper(r)) {
 			return true
 		}
 		prev = r

@@ -192,10 +192,10 @@ func tuneBoosts(catalog, queries string) error {
 		rep searchbench.Report
 	}
 	var runs []run
-	for _, name := range []float64{1, 2, 3} {
-		for _, desc := range []float64{0.5, 1, 1.5, 2} {
-			for _, params := range []float64{0, 0.25, 0.5} {
-				for _, server := range []float64{0.5, 1, 1.5} {
+	for _, name := range []float64{0.5, 1, 2} {
+		for _, desc := range []float64{1, 2, 3} {
+			for _, params := range []float64{0.25, 0.5, 1} {
+				for _, server := range []float64{0.5, 1, 2} {
 					for _, syn := range []float64{0.3, 0.5, 0.7} {
 						b := search.Boosts{Name: name, Desc: desc, Params: params, Server: server, Synonym: syn, Fuzzy: 0.7}
 						idx, err := search.New(search.Options{Boosts: b})
