@@ -15,8 +15,8 @@ func TestToolWords(t *testing.T) {
 		{"LambdaUsingSDK___get_customer_profile", []string{"lambda", "using", "sdk"}, []string{"get", "customer", "profile"}},
 		{"target___getHTTPResponse", []string{"target"}, []string{"get", "http", "response"}},
 		{"a___b___c_d", []string{"a", "b"}, []string{"c", "d"}}, // the last ___ separates the tool's own name
-		{"___leading", nil, []string{"leading"}},                  // no prefix before ___
-		{"trailing___", nil, []string{"trailing"}},                // nothing after ___
+		{"___leading", nil, []string{"leading"}},                // no prefix before ___
+		{"trailing___", nil, []string{"trailing"}},              // nothing after ___
 		{"check_warranty_status", nil, []string{"check", "warranty", "status"}},
 		{"getCustomerProfile", nil, []string{"get", "customer", "profile"}},
 		{"API-retrieve-a-page", nil, []string{"api", "retrieve", "a", "page"}},
