@@ -1,0 +1,124 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+// decodeRPC is the reference: the same reading with encoding/json.
+func decodeRPC(body []byte) ([]rpcMessage, error) {
+	body = bytes.TrimSpace(body)
+	var msgs []rpcMessage
+	if len(body) > 0 && body[0] == '[' {
+		if err := json.Unmarshal(body, &msgs); err != nil {
+			return nil, err
+		}
+	} else {
+		var m rpcMessage
+		if err := json.Unmarshal(body, &m); err != nil {
+			return nil, err
+		}
+		msgs = []rpcMessage{m}
+	}
+	return msgs, nil
+}
+
+var rpcSamples = []string{
+	`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi","name":"not me"}}}`,
+	`{"jsonrpc":"2.0","id":"a\"b","method":"tools/call","params":{"arguments":{"name":"x"},"name":"LambdaUsingSDK___check_warranty_status","_meta":{"progressToken":1}}}`,
+	` { "id" : null , "jsonrpc" : "2.0", "method" : "ping" } `,
+	`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+	`{"jsonrpc":"2.0","id":5,"result":{"content":[{"type":"text","text":"}]{["}]}}`,
+	`{"jsonrpc":"2.0","id":6,"error":{"code":-1,"message":"no"}}`,
+	`[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","id":2,"method":"b","params":{"name":"t\u00e9"}}]`,
+	`{"jsonrpc":"2.0","id":7,"method":"tools\/call","params":{"name":"e\\cho"}}`,
+	`{"jsonrpc":"2.0","id":9.5e3,"method":"x","params":{"nested":{"name":"deep"},"name":"top"}}`,
+}
+
+func TestScanRPCMatchesDecoding(t *testing.T) {
+	for _, s := range rpcSamples {
+		t.Run(s, func(t *testing.T) {
+			want, werr := decodeRPC([]byte(s))
+			got, gerr := scanRPC([]byte(s))
+			if werr != nil {
+				t.Fatalf("reference failed: %v", werr)
+			}
+			if gerr != nil {
+				t.Fatalf("scanRPC: %v", gerr)
+			}
+			for i := range want { // compare raw ids compacted
+				want[i].ID, got[i].ID = compactJSON(want[i].ID), compactJSON(got[i].ID)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("scanRPC = %+v\nwant      %+v", got, want)
+			}
+		})
+	}
+}
+
+// JSON-RPC allows positional (array) params; MCP does not use them, but a
+// valid message must still pass the relay rather than be refused as a parse
+// error.
+func TestScanRPCArrayParams(t *testing.T) {
+	msgs, err := scanRPC([]byte(`{"jsonrpc":"2.0","id":8,"method":"x/y","params":[1,2,{"name":"x"}]}`))
+	if err != nil || len(msgs) != 1 || msgs[0].Method != "x/y" || msgs[0].Params.Name != "" {
+		t.Fatalf("got %+v, %v", msgs, err)
+	}
+}
+
+// FuzzScanRPC checks that on any valid JSON the scanner agrees with
+// encoding/json about method, id and tool name, and never panics.
+func FuzzScanRPC(f *testing.F) {
+	for _, s := range rpcSamples {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if !json.Valid(body) {
+			return
+		}
+		got, gerr := scanRPC(body)
+		want, werr := decodeRPC(body)
+		if werr != nil || gerr != nil {
+			return // shapes encoding/json refuses (wrong types) may differ in message only
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d messages, want %d", len(got), len(want))
+		}
+		for i := range want {
+			if got[i].Method != want[i].Method || got[i].Params.Name != want[i].Params.Name || !bytes.Equal(compactJSON(got[i].ID), compactJSON(want[i].ID)) {
+				t.Fatalf("message %d: got %+v want %+v", i, got[i], want[i])
+			}
+		}
+	})
+}
+
+func BenchmarkParseRPC(b *testing.B) {
+	body := []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello world","n":[1,2,3]},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"b","version":"1"}}}}`)
+	b.Run("encoding/json", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			_, _ = parseRPC(body)
+		}
+	})
+	b.Run("valid+scan", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if json.Valid(body) {
+				_, _ = scanRPC(body)
+			}
+		}
+	})
+}
+
+func compactJSON(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	var buf bytes.Buffer
+	if json.Compact(&buf, b) != nil {
+		return b
+	}
+	return buf.Bytes()
+}
