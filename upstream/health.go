@@ -187,6 +187,9 @@ func (c *Checker) Start(ctx context.Context) error {
 		}
 	}
 	c.mu.Lock()
+	// The startup sweep is due now; servers registered or enabled while
+	// it runs are due at the zero time, so they go ahead of it.
+	now := time.Now()
 	for _, s := range servers {
 		key := registry.PathKey(s.Path)
 		if c.loading[key] {
@@ -197,7 +200,7 @@ func (c *Checker) Start(ctx context.Context) error {
 			e.health = h
 		}
 		c.entries[key] = e
-		c.place(e, time.Time{})
+		c.place(e, now)
 	}
 	c.loading = nil
 	c.mu.Unlock()

@@ -207,6 +207,30 @@ func TestCheckerToolChangesAtRuntime(t *testing.T) {
 	}
 }
 
+// A server registered while the startup sweep works through a backlog is
+// checked ahead of it.
+func TestCheckerNewServerGoesAheadOfBacklog(t *testing.T) {
+	slow := httptest.NewServer(rpcHandler(map[string]func(http.ResponseWriter, json.RawMessage){
+		"initialize": func(w http.ResponseWriter, id json.RawMessage) {
+			time.Sleep(100 * time.Millisecond)
+			writeRPC(w, http.StatusOK, id, map[string]any{"protocolVersion": "2025-06-18"}, nil)
+		},
+		"ping": func(w http.ResponseWriter, id json.RawMessage) { writeRPC(w, http.StatusOK, id, map[string]any{}, nil) },
+	}))
+	defer slow.Close()
+	env := newHealthEnv(t)
+	for i := range 60 {
+		env.register(t, map[string]any{"server_name": "b", "path": fmt.Sprintf("/b%d", i), "proxy_pass_url": slow.URL + "/mcp"})
+	}
+	c := env.start(t, CheckerOptions{Interval: time.Hour, Concurrency: 2})
+	fresh := newFake(t, fakeOptions{})
+	env.register(t, map[string]any{"server_name": "fresh", "path": "/fresh", "proxy_pass_url": fresh.URL})
+	env.waitStatus(t, "/fresh", registry.HealthHealthy)
+	if done := c.Stats().Checks; done > 20 {
+		t.Fatalf("the new server waited for %d backlog checks", done)
+	}
+}
+
 // Recheck re-reads the tool list at once, without waiting for the interval
 // or the tool refresh period.
 func TestCheckerRecheck(t *testing.T) {
