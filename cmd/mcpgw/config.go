@@ -34,6 +34,9 @@ type serveConfig struct {
 	OIDCIssuer      []string `json:"oidc_issuer" usage:"OIDC issuer URL accepted for ingress (repeatable)"`
 	OIDCAudience    []string `json:"oidc_audience" usage:"audience required in OIDC tokens (repeatable)"`
 	InsecureNoAuth  bool     `json:"insecure_no_auth" usage:"allow a non-loopback listener without an identity provider"`
+	// OIDC lists issuers with per-issuer settings (config file only; see
+	// oidcIssuer in access.go).
+	OIDC []oidcIssuer `json:"oidc"`
 }
 
 func defaultServeConfig() serveConfig {
@@ -130,6 +133,9 @@ func setFromString(f reflect.Value, s string) error {
 		}
 		f.SetBool(b)
 	case reflect.Slice:
+		if f.Type() != reflect.TypeOf([]string(nil)) {
+			return errors.New("can only be set in the config file")
+		}
 		var parts []string
 		for _, p := range strings.Split(s, ",") {
 			if p = strings.TrimSpace(p); p != "" {
@@ -175,15 +181,8 @@ func (c *serveConfig) validate() []error {
 			errs = append(errs, fmt.Errorf("public_url: %q is not an absolute http(s) URL", c.PublicURL))
 		}
 	}
-	for _, iss := range c.OIDCIssuer {
-		if u, err := url.Parse(iss); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("oidc_issuer: %q is not an absolute http(s) URL", iss))
-		}
-	}
-	if len(c.OIDCIssuer) > 0 {
-		errs = append(errs, errors.New("oidc_issuer: OIDC ingress is not available in this version; use the gateway API keys"))
-	}
-	if host, _, err := net.SplitHostPort(c.Listen); err == nil && !loopbackHost(host) && !c.InsecureNoAuth && len(c.OIDCIssuer) == 0 {
+	errs = append(errs, c.validateOIDC()...)
+	if host, _, err := net.SplitHostPort(c.Listen); err == nil && !loopbackHost(host) && !c.InsecureNoAuth && len(c.oidcIssuers()) == 0 {
 		errs = append(errs, fmt.Errorf("listen: %q is not a loopback address and no OIDC issuer is configured; set --oidc-issuer or pass --insecure-no-auth", c.Listen))
 	}
 	return errs

@@ -80,6 +80,7 @@ func newRootCmd() *cobra.Command {
 	})
 	root.AddCommand(newServeCmd(), newVersionCmd(), newCallCmd())
 	root.AddCommand(newFindCmd())
+	root.AddCommand(newAPIKeyCmd(), newPolicyCmd(), newTokenCmd())
 	addClientCommands(root)
 	return root
 }

@@ -85,6 +85,10 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 	up := upstream.New(upstream.Options{}, version)
 	defer up.Close()
 	reg := registry.NewService(store)
+	authn, policy, err := newAccess(ctx, cfg, store, reg, lg)
+	if err != nil {
+		return failed(err)
+	}
 	finder, err := search.New(search.Options{Log: lg})
 	if err != nil {
 		return failed(err)
@@ -114,8 +118,8 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 		UpstreamTimeout: cfg.upstreamTimeout(),
 	}, gateway.Deps{
 		Registry:  reg,
-		Verifier:  auth.NewAuthenticator(store, auth.Options{}),
-		Policy:    auth.NewPolicy(),
+		Verifier:  authn,
+		Policy:    policy,
 		Tools:     up,
 		Transport: up.Transport(),
 		Sealer:    sealer,
