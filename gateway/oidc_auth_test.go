@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -62,6 +63,7 @@ func TestIngressWithRealProvider(t *testing.T) {
 		{Issuer: prov.Issuer, Audiences: []string{gwAudience}},
 		{Issuer: other.URL, Audiences: []string{"mcpgw-b"}},
 	}, seedPolicy)
+	withFinder(t, env.testEnv)
 
 	ac := upstreamtest.NewAgentCore(t, "")
 	env.register(t, map[string]any{
@@ -125,6 +127,18 @@ func TestIngressWithRealProvider(t *testing.T) {
 		if got := toolNames(t, m); slices.Contains(got, "register_service") {
 			t.Fatalf("support sees admin tools: %q", got)
 		}
+		found := findMCP(t, env.testEnv, bearer(supportTok), map[string]any{"natural_language_query": "customer profile warranty status echo weather", "top_n": 50})
+		if got := names(found); !slices.Equal(got, []string{csPath + " " + warrantyTool}) {
+			t.Fatalf("finder for support = %q, want only the warranty tool", got)
+		}
+		before = len(ac.Headers())
+		res, out := callMeta(t, m, "invoke_tool", map[string]any{"service_path": csPath, "tool_name": profileTool, "arguments": map[string]any{"customer_id": "CUST001"}})
+		if !res.IsError || !strings.Contains(fmt.Sprint(out), profileTool) {
+			t.Fatalf("invoke_tool of the profile tool for support: %v", out)
+		}
+		if n := len(ac.Headers()); n != before {
+			t.Fatal("a refused invoke_tool reached the upstream")
+		}
 		_, body := env.do(t, http.MethodGet, "/api/v1/servers", nil, bearer(supportTok))
 		var l serviceList
 		if err := json.Unmarshal(body, &l); err != nil || len(l.Services) != 1 || l.Services[0].Path != csPath {
@@ -157,6 +171,10 @@ func TestIngressWithRealProvider(t *testing.T) {
 		}
 		if got := toolNames(t, m); !slices.Contains(got, "register_service") {
 			t.Fatalf("admin does not see admin tools: %q", got)
+		}
+		found := findMCP(t, env.testEnv, bearer(adminTok), map[string]any{"natural_language_query": "customer profile", "top_n": 50})
+		if got := names(found); !slices.Contains(got, csPath+" "+profileTool) {
+			t.Fatalf("finder for admin = %q, want the profile tool too", got)
 		}
 		w := connect(t, env.srv.URL+"/weather/mcp", bearer(adminTok), "2025-06-18")
 		if got := callEcho(t, w, "hi"); got != "Echo: hi" {
