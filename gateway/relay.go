@@ -70,35 +70,17 @@ type rpcMessage struct {
 }
 
 // parseRPC reads a POST body as one JSON-RPC message or a batch of them. It
-// is the only decoding of the body on the relay path.
+// is the only reading of the body on the relay path: one validity pass, then
+// a scan that picks out method, id and tool name without building the rest.
 func parseRPC(body []byte) ([]rpcMessage, error) {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return nil, errors.New("empty body")
-	}
-	var msgs []rpcMessage
-	if body[0] == '[' {
-		if err := json.Unmarshal(body, &msgs); err != nil {
+	if !json.Valid(body) {
+		var v any
+		if err := json.Unmarshal(body, &v); err != nil {
 			return nil, err
 		}
-		if len(msgs) == 0 {
-			return nil, errors.New("empty batch")
-		}
-	} else {
-		msgs = make([]rpcMessage, 1)
-		if err := json.Unmarshal(body, &msgs[0]); err != nil {
-			return nil, err
-		}
+		return nil, errors.New("invalid JSON")
 	}
-	for _, m := range msgs {
-		if m.JSONRPC != "2.0" {
-			return nil, errors.New(`"jsonrpc" must be "2.0"`)
-		}
-		if m.Method == "" && !bool(m.Result) && !bool(m.Error) {
-			return nil, errors.New("message has no method, result or error")
-		}
-	}
-	return msgs, nil
+	return scanRPC(body)
 }
 
 // writeRPCError answers with a JSON-RPC error object; id may be nil.
