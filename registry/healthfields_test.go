@@ -110,3 +110,81 @@ func TestDiffTools(t *testing.T) {
 		t.Fatalf("a schema change is not a change: %v", got)
 	}
 }
+
+func TestPinToolsField(t *testing.T) {
+	s, warnings, err := Parse(doc(map[string]any{"pin_tools": true,
+		"pending_tool_changes": []any{map[string]any{"name": "x"}}}))
+	if err != nil || len(warnings) != 0 {
+		t.Fatalf("err %v warnings %v", err, warnings)
+	}
+	if !s.PinTools || len(s.PendingTools) != 0 {
+		t.Fatalf("pin %v pending %v: a registration must not set held-back definitions", s.PinTools, s.PendingTools)
+	}
+	if _, _, err := Parse(doc(map[string]any{"pin_tools": "yes"})); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("pin_tools \"yes\" accepted: %v", err)
+	}
+	main := "new"
+	s.PendingTools = []Tool{{Name: "echo", ParsedDescription: ParsedDescription{Main: &main}}}
+	b, err := s.MarshalStorage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := UnmarshalStorage(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !back.PinTools || len(back.PendingTools) != 1 || !back.Held("echo") || back.Held("other") {
+		t.Fatalf("storage round trip: %+v", back)
+	}
+	pub, _ := json.Marshal(back)
+	if !strings.Contains(string(pub), `"pending_tool_changes":[{"name":"echo"`) || !strings.Contains(string(pub), `"pin_tools":true`) {
+		t.Fatalf("public view lacks the pin state: %s", pub)
+	}
+}
+
+func TestApplyListing(t *testing.T) {
+	d := func(s string) ParsedDescription { return ParsedDescription{Main: &s} }
+	approved := []Tool{{Name: "a", ParsedDescription: d("A")}, {Name: "b", ParsedDescription: d("B")}}
+	listed := []Tool{{Name: "a", ParsedDescription: d("A, and exfiltrate")}, {Name: "b", ParsedDescription: d("B")}, {Name: "c", ParsedDescription: d("C")}}
+	names := func(ts []Tool) string {
+		var out []string
+		for _, t := range ts {
+			out = append(out, t.Name+"="+t.Description())
+		}
+		return strings.Join(out, ",")
+	}
+	for _, tc := range []struct {
+		name         string
+		pin, approve bool
+		pending      []Tool // held back before
+		tools, held  string
+		newly        string
+		store        bool
+	}{
+		{name: "unpinned takes the change", tools: "a=A, and exfiltrate,b=B,c=C", newly: "a", store: true},
+		{name: "pinned holds the change", pin: true, tools: "a=A,b=B,c=C", held: "a=A, and exfiltrate", newly: "a", store: true},
+		{name: "pinned, already held", pin: true, pending: []Tool{{Name: "a", ParsedDescription: d("A, and exfiltrate")}},
+			tools: "a=A,b=B,c=C", held: "a=A, and exfiltrate", store: true},
+		{name: "pinned, approved", pin: true, approve: true, pending: []Tool{{Name: "a", ParsedDescription: d("A, and exfiltrate")}},
+			tools: "a=A, and exfiltrate,b=B,c=C", store: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Server{PinTools: tc.pin, ToolList: approved, PendingTools: tc.pending}
+			l := ApplyListing(s, listed, tc.approve)
+			if names(l.Tools) != tc.tools || names(l.Pending) != tc.held || strings.Join(l.NewlyChanged, ",") != tc.newly || l.Store != tc.store {
+				t.Fatalf("tools %q held %q newly %v store %v", names(l.Tools), names(l.Pending), l.NewlyChanged, l.Store)
+			}
+		})
+	}
+	// Once stored, the same listing changes nothing.
+	s := &Server{PinTools: true, ToolList: approved}
+	l := ApplyListing(s, listed, false)
+	s.ToolList, s.PendingTools = l.Tools, l.Pending
+	if again := ApplyListing(s, listed, false); again.Store || len(again.NewlyChanged) != 0 {
+		t.Fatalf("a held change is stored and reported again: %+v", again)
+	}
+	// The upstream reverting its change releases the hold.
+	if back := ApplyListing(s, []Tool{approved[0], approved[1], listed[2]}, false); !back.Store || len(back.Pending) != 0 {
+		t.Fatalf("revert: %+v", back)
+	}
+}

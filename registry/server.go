@@ -105,6 +105,13 @@ type Server struct {
 	// HealthCheckInterval (health_check_interval) overrides the checker's
 	// interval for this server; 0 means the checker's default.
 	HealthCheckInterval time.Duration
+	// PinTools (pin_tools: true) keeps the approved definitions of existing
+	// tools when the upstream changes them, until an admin approves.
+	PinTools bool
+	// PendingTools are the upstream's changed definitions of tools of a
+	// pinned server, held back until approved (state, not registration:
+	// pending_tool_changes). A tool named here may not be called.
+	PendingTools []Tool
 	// Extra holds unknown registration fields, kept so they round-trip.
 	Extra map[string]json.RawMessage
 
@@ -126,6 +133,7 @@ func (s *Server) Clone() *Server {
 	c.Tags = append([]string(nil), s.Tags...)
 	c.Headers = append([]Header(nil), s.Headers...)
 	c.ToolList = append([]Tool(nil), s.ToolList...)
+	c.PendingTools = append([]Tool(nil), s.PendingTools...)
 	if s.Extra != nil {
 		c.Extra = make(map[string]json.RawMessage, len(s.Extra))
 		for k, v := range s.Extra {
@@ -154,6 +162,8 @@ type document struct {
 	ToolList            []Tool              `json:"tool_list"`
 	HealthCheck         *bool               `json:"health_check,omitempty"`
 	HealthCheckInterval string              `json:"health_check_interval,omitempty"`
+	PinTools            bool                `json:"pin_tools,omitempty"`
+	PendingTools        []Tool              `json:"pending_tool_changes,omitempty"`
 	Enabled             *bool               `json:"enabled,omitempty"`
 	CreatedAt           *time.Time          `json:"created_at,omitempty"`
 	UpdatedAt           *time.Time          `json:"updated_at,omitempty"`
@@ -165,7 +175,7 @@ func (s *Server) document(reveal bool) document {
 		ProxyPassURL: s.ProxyPassURL, AuthProvider: s.AuthProvider, AuthType: s.AuthType,
 		SupportedTransports: s.SupportedTransports, Tags: s.Tags,
 		NumTools: s.NumTools, NumStars: s.NumStars, IsPython: s.IsPython, License: s.License,
-		ToolList: s.ToolList,
+		ToolList: s.ToolList, PinTools: s.PinTools, PendingTools: s.PendingTools,
 	}
 	if d.SupportedTransports == nil {
 		d.SupportedTransports = []string{}
@@ -253,6 +263,7 @@ func UnmarshalStorage(b []byte) (*Server, error) {
 	}
 	s.SkipHealthCheck = d.HealthCheck != nil && !*d.HealthCheck
 	s.HealthCheckInterval, _ = time.ParseDuration(d.HealthCheckInterval)
+	s.PinTools, s.PendingTools = d.PinTools, d.PendingTools
 	for _, m := range d.Headers {
 		for k, v := range m {
 			s.Headers = append(s.Headers, Header{Name: k, Value: NewSecret(v)})
@@ -267,8 +278,8 @@ var knownFields = map[string]bool{
 	"server_name": true, "description": true, "path": true, "proxy_pass_url": true,
 	"auth_provider": true, "auth_type": true, "supported_transports": true, "tags": true,
 	"headers": true, "tool_list": true, "num_tools": true, "num_stars": true,
-	"is_python": true, "license": true, "health_check": true, "health_check_interval": true,
-	"enabled": true, "created_at": true, "updated_at": true,
+	"is_python": true, "license": true, "health_check": true, "health_check_interval": true, "pin_tools": true,
+	"enabled": true, "pending_tool_changes": true, "created_at": true, "updated_at": true,
 }
 
 func unknownFields(raw map[string]json.RawMessage) map[string]json.RawMessage {

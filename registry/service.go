@@ -238,8 +238,15 @@ func (s *Service) Toggle(ctx context.Context, path string) (*Server, error) {
 }
 
 // SetTools replaces the tool list of one server (a refresh from the upstream)
-// and returns the updated server.
+// and returns the updated server. Held-back definitions are cleared.
 func (s *Service) SetTools(ctx context.Context, path string, tools []Tool) (*Server, error) {
+	return s.SetToolsPending(ctx, path, tools, nil)
+}
+
+// SetToolsPending replaces the tool list of one server together with the
+// changed definitions held back for approval (see ApplyListing) and returns
+// the updated server.
+func (s *Service) SetToolsPending(ctx context.Context, path string, tools, pending []Tool) (*Server, error) {
 	key := PathKey(path)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -249,6 +256,7 @@ func (s *Service) SetTools(ctx context.Context, path string, tools []Tool) (*Ser
 	}
 	srv.ToolList = tools
 	srv.NumTools = len(tools)
+	srv.PendingTools = pending
 	srv.UpdatedAt = s.now().UTC().Truncate(time.Millisecond)
 	if err := s.store.Replace(ctx, srv); err != nil {
 		return nil, notFound("refresh", path, err)

@@ -94,3 +94,79 @@ func compactJSON(b []byte) []byte {
 	}
 	return buf.Bytes()
 }
+
+// Listing is what a tool list read from a server's upstream changes in the
+// registry.
+type Listing struct {
+	// Tools is the tool list to store: the upstream's, except that a
+	// pinned server keeps the approved definition of each changed tool.
+	Tools []Tool
+	// Pending are the held-back changed definitions (pinned servers only).
+	Pending []Tool
+	// Diff compares the approved list with the upstream's.
+	Diff ToolDiff
+	// NewlyChanged names the changed tools not already held back with the
+	// same definition: the changes not seen before.
+	NewlyChanged []string
+	// Store is false when nothing the registry holds would change.
+	Store bool
+}
+
+// ApplyListing decides what s's tool list becomes after its upstream listed
+// the tools in listed. Tools whose definition did not change keep their
+// registered entry (with its parsed_description args and returns). When s
+// pins its tools (pin_tools) and approve is false, a changed description or
+// schema of an existing tool is held back in Pending and the approved
+// definition stays; approve takes the upstream's definitions as they are.
+func ApplyListing(s *Server, listed []Tool, approve bool) Listing {
+	l := Listing{Diff: DiffTools(s.ToolList, listed)}
+	hold := s.PinTools && !approve && len(l.Diff.Changed) > 0
+	if !hold {
+		l.Tools = MergeTools(s.ToolList, listed)
+	} else {
+		before := make(map[string]Tool, len(s.ToolList))
+		for _, t := range s.ToolList {
+			before[t.Name] = t
+		}
+		for _, t := range listed {
+			if o, ok := before[t.Name]; ok {
+				if !SameDefinition(o, t) {
+					l.Pending = append(l.Pending, t)
+				}
+				t = o
+			}
+			l.Tools = append(l.Tools, t)
+		}
+	}
+	pendingBefore := make(map[string]Tool, len(s.PendingTools))
+	for _, t := range s.PendingTools {
+		pendingBefore[t.Name] = t
+	}
+	for _, name := range l.Diff.Changed {
+		if p, ok := pendingBefore[name]; !ok || !SameDefinition(p, findTool(listed, name)) {
+			l.NewlyChanged = append(l.NewlyChanged, name)
+		}
+	}
+	l.Store = !DiffTools(s.ToolList, l.Tools).Empty() || !DiffTools(s.PendingTools, l.Pending).Empty()
+	return l
+}
+
+// Held reports whether calls to the named tool are refused because its
+// changed definition awaits approval.
+func (s *Server) Held(tool string) bool {
+	for _, t := range s.PendingTools {
+		if t.Name == tool {
+			return true
+		}
+	}
+	return false
+}
+
+func findTool(tools []Tool, name string) Tool {
+	for _, t := range tools {
+		if t.Name == name {
+			return t
+		}
+	}
+	return Tool{}
+}

@@ -139,6 +139,9 @@ func Parse(data []byte) (*Server, []string, error) {
 	s.License = str(raw, "license", &ps)
 	s.SkipHealthCheck = !boolean(raw, "health_check", true, &ps)
 	s.HealthCheckInterval = interval(raw, "health_check_interval", &ps)
+	s.PinTools = boolean(raw, "pin_tools", false, &ps)
+	// pending_tool_changes is the gateway's state, never taken from input: a
+	// registration states the approved tool_list.
 	if _, ok := raw["tool_list"]; ok && s.NumTools != len(s.ToolList) {
 		if s.NumTools != 0 {
 			warnings = append(warnings, fmt.Sprintf("num_tools is %d but tool_list holds %d tools; using %d", s.NumTools, len(s.ToolList), len(s.ToolList)))

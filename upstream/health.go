@@ -46,7 +46,7 @@ type CheckerOptions struct {
 type Registry interface {
 	Subscribe(fn func(registry.Event))
 	List(ctx context.Context) ([]*registry.Server, error)
-	SetTools(ctx context.Context, path string, tools []registry.Tool) (*registry.Server, error)
+	SetToolsPending(ctx context.Context, path string, tools, pending []registry.Tool) (*registry.Server, error)
 }
 
 // HealthStore keeps the last known states across restarts, so a restarted
@@ -540,10 +540,38 @@ type toolChange struct {
 	SchemaAfter       json.RawMessage `json:"schema_after,omitempty"`
 }
 
+// toolChanges describes how the named tools differ between two lists.
+func toolChanges(old, cur []registry.Tool, names []string) []toolChange {
+	byName := func(ts []registry.Tool) map[string]registry.Tool {
+		m := make(map[string]registry.Tool, len(ts))
+		for _, t := range ts {
+			m[t.Name] = t
+		}
+		return m
+	}
+	before, after := byName(old), byName(cur)
+	out := make([]toolChange, 0, len(names))
+	for _, n := range names {
+		o, t := before[n], after[n]
+		ch := toolChange{Tool: n}
+		if o.Description() != t.Description() {
+			b, a := o.Description(), t.Description()
+			ch.DescriptionBefore, ch.DescriptionAfter = &b, &a
+		}
+		if !registry.SameJSON(o.Schema, t.Schema) {
+			ch.SchemaBefore, ch.SchemaAfter = o.Schema, t.Schema
+		}
+		out = append(out, ch)
+	}
+	return out
+}
+
 // storeTools stores a tool list read from the upstream when it differs from
-// the registered one. Changed definitions of existing tools are warned about
-// with a diff: an upstream that rewrites a tool's description or schema after
-// it was registered may be steering models ("rug pull").
+// the registered one (registry.ApplyListing). A changed definition of an
+// existing tool is warned about once, with a diff: an upstream that rewrites
+// a tool's description or schema after it was registered may be steering
+// models (a "rug pull"). On a server with pin_tools the approved definition
+// stays and calls to the tool are refused until an admin approves.
 func (c *Checker) storeTools(ctx context.Context, e *entry, gen uint64, tools []registry.Tool) {
 	c.mu.Lock()
 	cur, stale := e.srv, e.gen != gen || c.entries[e.key] != e
@@ -551,42 +579,27 @@ func (c *Checker) storeTools(ctx context.Context, e *entry, gen uint64, tools []
 	if stale {
 		return
 	}
-	diff := registry.DiffTools(cur.ToolList, tools)
-	if diff.Empty() {
+	l := registry.ApplyListing(cur, tools, false)
+	if len(l.NewlyChanged) > 0 {
+		c.toolDefs.Add(uint64(len(l.NewlyChanged)))
+		msg := "tool definitions changed upstream: descriptions or schemas differ from the registered ones"
+		if cur.PinTools {
+			msg = "tool definitions changed upstream and are held back (pin_tools): calls to these tools are refused until approved with mcpgw refresh --approve " + cur.Path
+		}
+		c.log.Warn().Str("server", cur.Path).Strs("changed", l.NewlyChanged).
+			Interface("diff", toolChanges(cur.ToolList, tools, l.NewlyChanged)).Msg(msg)
+	}
+	if !l.Store {
 		return
 	}
-	if len(diff.Changed) > 0 {
-		c.toolDefs.Add(uint64(len(diff.Changed)))
-		before := map[string]registry.Tool{}
-		for _, t := range cur.ToolList {
-			before[t.Name] = t
-		}
-		var changes []toolChange
-		for _, t := range tools {
-			o, ok := before[t.Name]
-			if !ok || registry.SameDefinition(o, t) {
-				continue
-			}
-			ch := toolChange{Tool: t.Name}
-			if o.Description() != t.Description() {
-				b, a := o.Description(), t.Description()
-				ch.DescriptionBefore, ch.DescriptionAfter = &b, &a
-			}
-			if !registry.SameJSON(o.Schema, t.Schema) {
-				ch.SchemaBefore, ch.SchemaAfter = o.Schema, t.Schema
-			}
-			changes = append(changes, ch)
-		}
-		c.log.Warn().Str("server", cur.Path).Strs("changed", diff.Changed).Interface("diff", changes).
-			Msg("tool definitions changed upstream: descriptions or schemas differ from the registered ones")
-	}
-	if _, err := c.reg.SetTools(ctx, cur.Path, registry.MergeTools(cur.ToolList, tools)); err != nil {
+	if _, err := c.reg.SetToolsPending(ctx, cur.Path, l.Tools, l.Pending); err != nil {
 		c.log.Warn().Err(err).Str("server", cur.Path).Msg("tool list read but not stored")
 		return
 	}
 	c.toolLists.Add(1)
-	c.log.Info().Str("server", cur.Path).Int("num_tools", len(tools)).Strs("added", diff.Added).
-		Strs("removed", diff.Removed).Strs("changed", diff.Changed).Msg("tool list refreshed from upstream")
+	c.log.Info().Str("server", cur.Path).Int("num_tools", len(l.Tools)).Strs("added", l.Diff.Added).
+		Strs("removed", l.Diff.Removed).Strs("changed", l.Diff.Changed).Int("held_back", len(l.Pending)).
+		Msg("tool list refreshed from upstream")
 }
 
 // persister writes changed states in batches, and once more at shutdown.
