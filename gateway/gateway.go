@@ -59,7 +59,9 @@ type HealthSource interface {
 
 type unknownHealth struct{}
 
-func (unknownHealth) Health(string) registry.Health { return registry.Health{Status: registry.HealthUnknown} }
+func (unknownHealth) Health(string) registry.Health {
+	return registry.Health{Status: registry.HealthUnknown}
+}
 
 // Deps are the collaborators of a Gateway. Registry, Verifier, Policy,
 // Transport and Sealer are required; Health and Tools may be nil.

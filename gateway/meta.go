@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -90,7 +92,21 @@ func (g *Gateway) serveMeta(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, g.opts.MaxBodyBytes)
+	if r.Method == http.MethodPost {
+		// Read the body here so that an oversized one is a 413 with a
+		// JSON-RPC error, not mcp-go's generic parse error.
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.opts.MaxBodyBytes))
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				writeRPCError(w, r, http.StatusRequestEntityTooLarge, nil, rpcInvalidRequest, "request body is larger than the limit of "+humanBytes(mbe.Limit))
+				return
+			}
+			writeRPCError(w, r, http.StatusBadRequest, nil, rpcParseError, "could not read the request body")
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
 	g.meta.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
 }
 

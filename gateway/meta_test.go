@@ -310,12 +310,10 @@ func TestMetaAuth(t *testing.T) {
 	small := newEnv(t, Options{MaxBodyBytes: 1024})
 	big := []byte(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"pad":"` + strings.Repeat("x", 4096) + `"}}`)
 	delete(h, "Authorization")
-	// mcp-go reads the limited body and answers a JSON-RPC parse error
-	// (400); the relay answers 413. Either way the request is refused
-	// with a JSON-RPC error that says why.
+	// It is a 413 with a JSON-RPC error that says why, as on the relay.
 	resp, body = small.do(t, http.MethodPost, "/mcpgw/mcp", big, h)
-	if (resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusRequestEntityTooLarge) ||
-		!strings.Contains(string(body), `"error"`) || !strings.Contains(string(body), "too large") {
+	if resp.StatusCode != http.StatusRequestEntityTooLarge ||
+		!strings.Contains(string(body), `"error"`) || !strings.Contains(string(body), "larger than the limit") {
 		t.Errorf("meta server with a body over the limit: %d %s", resp.StatusCode, body)
 	}
 }
