@@ -200,6 +200,10 @@ func NewAgentCore(t testing.TB, token string) *Server {
 }
 
 func lambdaResult(body string) *mcp.CallToolResult {
-	b, _ := json.Marshal(map[string]any{"statusCode": 200, "body": body})
+	// A struct keeps the seed's field order: statusCode first.
+	b, _ := json.Marshal(struct {
+		StatusCode int    `json:"statusCode"`
+		Body       string `json:"body"`
+	}{200, body})
 	return mcp.NewToolResultText(string(b))
 }
