@@ -147,6 +147,18 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
+// CounterFunc exports a counter that another part of the gateway keeps
+// (the health checker's check counts, for example), read at scrape time.
+// It panics when name is already taken, as a wiring mistake should.
+func (m *Metrics) CounterFunc(name, help string, fn func() float64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, fn))
+}
+
+// GaugeFunc exports a gauge read at scrape time.
+func (m *Metrics) GaugeFunc(name, help string, fn func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
+}
+
 // stateCollector reports metrics that are read at scrape time rather than
 // counted: the registered servers and their health, straight from the
 // registry snapshot and the HealthSource.

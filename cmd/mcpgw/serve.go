@@ -110,6 +110,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 	})
 	defer health.Wait()
 	defer stopHealth()
+	metrics := newMetrics(health, finder)
 	gw, err := gateway.New(gateway.Options{
 		MaxBodyBytes:    cfg.MaxBodyBytes,
 		PublicURL:       cfg.PublicURL,
@@ -127,6 +128,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 		Finder:    finder,
 		Invoker:   sessions,
 		Health:    health,
+		Metrics:   metrics,
 	})
 	if err != nil {
 		return failed(err)
@@ -164,6 +166,24 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 		return failed(fmt.Errorf("shutdown: %w", err))
 	}
 	return nil
+}
+
+// newMetrics is the gateway's metrics registry with the counters that the
+// health checker and the finder index keep themselves.
+func newMetrics(health *upstream.Checker, finder *search.Index) *gateway.Metrics {
+	m := gateway.NewMetrics()
+	stat := func(f func(upstream.CheckerStats) uint64) func() float64 {
+		return func() float64 { return float64(f(health.Stats())) }
+	}
+	m.CounterFunc("mcpgw_health_checks_total", "Health checks run.",
+		stat(func(s upstream.CheckerStats) uint64 { return s.Checks }))
+	m.CounterFunc("mcpgw_health_check_failures_total", "Health checks that found a server unhealthy.",
+		stat(func(s upstream.CheckerStats) uint64 { return s.Failures }))
+	m.CounterFunc("mcpgw_tool_list_changes_total", "Tool lists stored because the upstream's differed from the registered one.",
+		stat(func(s upstream.CheckerStats) uint64 { return s.ToolListChanges }))
+	m.GaugeFunc("mcpgw_finder_indexed_tools", "Tools in the finder's index.",
+		func() float64 { return float64(finder.Stats().Tools) })
+	return m
 }
 
 // defaultDataDir is where client commands look for the admin token.
