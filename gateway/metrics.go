@@ -300,7 +300,12 @@ func peekRPC(r *http.Request, limit int64) {
 	if err != nil || int64(len(b)) > limit {
 		return
 	}
-	var m rpcMessage
+	var m struct {
+		Method string `json:"method"`
+		Params struct {
+			Name string `json:"name"`
+		} `json:"params"`
+	}
 	if json.Unmarshal(bytes.TrimSpace(b), &m) == nil && m.Method != "" {
 		noteRPC(r.Context(), m.Method, m.Params.Name)
 	}

@@ -820,3 +820,18 @@ func metaToolNames(t *testing.T, e *testEnv, hdr map[string]string) string {
 	}
 	return string(body)
 }
+
+// TestUIAsksToSignIn checks the page of a gateway that denies anonymous
+// callers (a stored policy): it offers the sign-in instead of an empty table.
+func TestUIAsksToSignIn(t *testing.T) {
+	e := newUIEnv(t, Options{})
+	servers, _ := e.reg.List(context.Background())
+	if _, err := e.policy.Replace(context.Background(), []byte(`{"group_mappings":{},"scopes":{}}`), servers); err != nil {
+		t.Fatal(err)
+	}
+	ctx := newBrowser(t)
+	browse(t, ctx, chromedp.Navigate(e.srv.URL+"/"))
+	waitJS(t, ctx, "the sign-in form", "!document.querySelector('#signin').hidden && document.querySelector('#banner').textContent.includes('sign in')")
+	browse(t, ctx, chromedp.SendKeys(chromedp.CSS("#signin-token"), e.admin), chromedp.Click(chromedp.CSS("#signin-form button[type=submit]")))
+	waitJS(t, ctx, "the services after sign-in", rowExpr(seedServerPath))
+}

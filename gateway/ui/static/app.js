@@ -98,8 +98,9 @@
     let data = null;
     try { data = await resp.json(); } catch (_) { /* not JSON */ }
     if (!resp.ok) {
-      if (resp.status === 401 && cfg.signedIn) {
-        banner('Your sign-in is no longer valid; sign in again.', 'error');
+      if (resp.status === 401) {
+        banner(cfg.signedIn ? 'Your sign-in is no longer valid; sign in again.'
+          : 'This gateway shows its services only to signed-in users: sign in with an API key.', 'error');
         showSignIn(true);
       }
       throw new APIError(resp.status, data);
@@ -504,8 +505,9 @@
   // ---- session -----------------------------------------------------------
 
   function showSignIn(show) {
+    const wasHidden = $('#signin').hidden;
     $('#signin').hidden = !show;
-    if (show) $('#signin-token').focus();
+    if (show && wasHidden) $('#signin-token').focus();
   }
 
   async function signIn(ev) {
@@ -537,7 +539,7 @@
       if (cfg.view === 'detail') await loadDetail();
       else await loadList();
     } catch (e) {
-      banner('Could not load the services: ' + e.message, 'error');
+      if (e.status !== 401) banner('Could not load the services: ' + e.message, 'error'); // api() has asked to sign in
     } finally {
       state.polling = false;
     }
