@@ -64,7 +64,7 @@ type Store struct {
 	schema string // where the tables are: the first schema of search_path
 	// channel is the NOTIFY channel of this schema's stores.
 	channel string
-	keys   keyCache
+	keys    keyCache
 	watchState
 }
 
