@@ -130,6 +130,32 @@ func (pol *Policy) Replace(ctx context.Context, doc []byte, known []*registry.Se
 	return warnings, nil
 }
 
+// Reload re-reads the stored policy and makes it the policy at once: for a
+// policy another gateway replica stored in the shared store. A stored
+// document that no longer validates is an error and leaves the policy in
+// force unchanged.
+func (pol *Policy) Reload(ctx context.Context) error {
+	if pol.opts.Store == nil {
+		return nil
+	}
+	raw, err := pol.opts.Store.GetPolicy(ctx)
+	var doc *PolicyDoc
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("auth: reload policy: %w", err)
+	default:
+		if cur := pol.state.Load(); cur.raw != nil && string(cur.raw) == string(raw) {
+			return nil // unchanged (the periodic resync)
+		}
+		if doc, _, err = ParsePolicy(raw, nil); err != nil {
+			return fmt.Errorf("auth: stored policy: %w", err)
+		}
+	}
+	pol.swap(doc)
+	return nil
+}
+
 // Document returns the policy in force as canonical JSON, or nil in local
 // mode without a stored policy.
 func (pol *Policy) Document() []byte {
