@@ -171,6 +171,9 @@ var hostile = map[string]any{
 // tests.
 func chromiumPath() string {
 	if p := os.Getenv("MCPGW_CHROMIUM"); p != "" {
+		if _, err := exec.LookPath(p); err != nil {
+			return "" // a browser named but not there is no browser
+		}
 		return p
 	}
 	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
