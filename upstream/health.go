@@ -56,6 +56,12 @@ type HealthStore interface {
 	LoadHealth(ctx context.Context) (map[string]registry.Health, error)
 }
 
+// Leadership says whether this process runs the checks: several gateway
+// replicas on one shared store elect one checker for all of them.
+type Leadership interface {
+	Leading() bool
+}
+
 // CheckerDeps are the checker's collaborators. Registry and Transport are
 // required; Store may be nil (states then live in memory only).
 type CheckerDeps struct {
@@ -63,6 +69,12 @@ type CheckerDeps struct {
 	Transport http.RoundTripper
 	Store     HealthStore
 	Log       zerolog.Logger
+	// Leader, when set, gates the checks: while it is not leading, no
+	// check runs here (due servers are rescheduled a full interval on,
+	// so a new leader takes over within one interval) and the states are
+	// read from Store every PersistEvery instead, as the leader writes
+	// them. Nil means this process always checks.
+	Leader Leadership
 }
 
 // CheckerStats count what the checker did since it started.
@@ -90,6 +102,7 @@ type Checker struct {
 	store HealthStore
 	log   zerolog.Logger
 	probe *prober
+	lead  Leadership // nil: always leading
 
 	mu      sync.Mutex
 	entries map[string]*entry
@@ -152,6 +165,7 @@ func NewChecker(opts CheckerOptions, d CheckerDeps) *Checker {
 		reg:   d.Registry,
 		store: d.Store,
 		log:   d.Log,
+		lead:  d.Leader,
 		probe: &prober{http: &http.Client{
 			Transport: d.Transport,
 			// A redirect is reported, not followed: configured headers
@@ -458,6 +472,14 @@ func (c *Checker) run(ctx context.Context, e *entry) {
 		c.mu.Unlock()
 		return
 	}
+	if !c.leading() {
+		// Another replica checks; its states arrive through follow.
+		e.running = false
+		c.place(e, c.nextDue(time.Now(), e.srv))
+		c.mu.Unlock()
+		c.poke()
+		return
+	}
 	srv, gen, prev, modern := e.srv, e.gen, e.health, e.modern
 	wantTools := prev.Status != registry.HealthHealthy || e.toolsAt.IsZero() ||
 		(c.opts.ToolRefresh > 0 && time.Since(e.toolsAt) >= c.opts.ToolRefresh)
@@ -616,6 +638,9 @@ func (c *Checker) persister(ctx context.Context) {
 			// Not cancellable: a batch is short, and SQLite drivers watch a
 			// cancellable context with a goroutine per statement.
 			c.flush(context.WithoutCancel(ctx))
+			if !c.leading() {
+				c.follow(ctx)
+			}
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			c.flush(fctx)
@@ -636,6 +661,30 @@ func (c *Checker) flush(ctx context.Context) {
 	c.mu.Unlock()
 	if err := c.store.SaveHealth(ctx, batch); err != nil {
 		c.log.Warn().Err(err).Int("states", len(batch)).Msg("health: cannot save states")
+	}
+}
+
+func (c *Checker) leading() bool { return c.lead == nil || c.lead.Leading() }
+
+// follow takes the states the leading replica stored. A server this
+// process does not know yet, or has disabled or opted out here, is skipped:
+// the registry's events bring it.
+func (c *Checker) follow(ctx context.Context) {
+	fctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	states, err := c.store.LoadHealth(fctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn().Err(err).Msg("health: cannot read the states the leading replica stored")
+		}
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for key, h := range states {
+		if e := c.entries[key]; e != nil && eligible(e.srv) && !e.running {
+			e.health = h
+		}
 	}
 }
 
