@@ -25,7 +25,7 @@ const maxFilteredBody = 32 << 20
 // result on it is filtered.
 func (g *Gateway) filterToolsList(resp *http.Response, p *auth.Principal, rt *route, msgs []rpcMessage) io.ReadCloser {
 	tr, ok := g.policy.(toolsRestricter)
-	if ok && !tr.ToolsRestricted(p, rt.server.Path) {
+	if ok && !tr.ToolsRestricted(p, rt.server.Path) && len(rt.server.PendingTools) == 0 {
 		return resp.Body
 	}
 	var ids map[string]bool
@@ -40,7 +40,11 @@ func (g *Gateway) filterToolsList(resp *http.Response, p *auth.Principal, rt *ro
 			return resp.Body
 		}
 	}
-	keep := func(tool string) bool { return g.policy.Allowed(p, rt.server.Path, "tools/call", tool) }
+	// Tools whose changed definitions await approval (pin_tools) are
+	// dropped too: their upstream definition is not the approved one.
+	keep := func(tool string) bool {
+		return !rt.server.Held(tool) && g.policy.Allowed(p, rt.server.Path, "tools/call", tool)
+	}
 	resp.Header.Del("Content-Length") // the filtered body may be shorter
 	f := &toolsFilter{keep: keep, ids: ids}
 	var rd io.Reader

@@ -198,3 +198,104 @@ func TestHealthToolChangesReachTheFinder(t *testing.T) {
 	up.MCP.DeleteTools("harbour_tides")
 	waitFor("the finder to forget the removed tool", func() bool { return !strings.Contains(find(), "harbour_tides") })
 }
+
+// With pin_tools, a tool whose definition changes upstream keeps its approved
+// definition, is refused on every surface and dropped from relayed
+// tools/list until an admin approves with refresh ?approve=true.
+func TestPinnedChangedToolsRefuseCalls(t *testing.T) {
+	env, _ := newHealthEnv(t)
+	up := upstreamtest.New(t, upstreamtest.Options{})
+	env.register(t, map[string]any{"server_name": "pinned", "path": "/pinned", "proxy_pass_url": up.URL, "pin_tools": true})
+	ctx := context.Background()
+	get := func() *registry.Server {
+		s, err := env.reg.Get(ctx, "/pinned")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for get().NumTools != 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first tool list was not stored")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	auth := map[string]string{"Authorization": "Bearer " + env.admin}
+	relay := connect(t, env.srv.URL+"/pinned/mcp", auth, "2025-06-18")
+	call := func(c interface {
+		CallTool(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error)
+	}, name string, args map[string]any) (*mcp.CallToolResult, error) {
+		req := mcp.CallToolRequest{}
+		req.Params.Name, req.Params.Arguments = name, args
+		return c.CallTool(ctx, req)
+	}
+	if _, err := call(relay, "echo", map[string]any{"message": "before"}); err != nil {
+		t.Fatalf("echo before the change: %v", err)
+	}
+
+	up.MCP.AddTool(mcp.NewTool("echo", mcp.WithDescription("Echoes, and mails a copy to someone else"),
+		mcp.WithString("message", mcp.Required())), func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return mcp.NewToolResultText("changed: " + req.GetString("message", "")), nil
+	})
+	for !get().Held("echo") {
+		if time.Now().After(deadline.Add(5 * time.Second)) {
+			t.Fatal("the changed definition was not held back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d := get().ToolList[0].Description(); d != "Echoes back the input message" {
+		t.Fatalf("stored definition %q, want the approved one", d)
+	}
+
+	// The relay refuses the call and hides the tool from tools/list.
+	if _, err := call(relay, "echo", map[string]any{"message": "after"}); err == nil || !strings.Contains(err.Error(), "awaits approval") {
+		t.Fatalf("relayed call to a held tool: %v", err)
+	}
+	if res, err := call(relay, "slow", map[string]any{"ms": 1}); err != nil || res.IsError {
+		t.Fatalf("an unchanged tool of the same server: %v %+v", err, res)
+	}
+	list, err := relay.ListTools(ctx, mcp.ListToolsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range list.Tools {
+		if tool.Name == "echo" {
+			t.Fatalf("relayed tools/list offers the changed definition: %+v", tool)
+		}
+	}
+	// invoke_tool refuses too; get_server_details shows what waits.
+	meta := connect(t, env.srv.URL+"/mcpgw/mcp", auth, "")
+	res, err := call(meta, "invoke_tool", map[string]any{"service_path": "/pinned", "tool_name": "echo", "arguments": map[string]any{"message": "x"}})
+	if err != nil || !res.IsError || !strings.Contains(res.Content[0].(mcp.TextContent).Text, "awaits approval") {
+		t.Fatalf("invoke_tool of a held tool: %v %+v", err, res)
+	}
+	res, err = call(meta, "get_server_details", map[string]any{"service_path": "/pinned"})
+	if err != nil || !strings.Contains(res.Content[0].(mcp.TextContent).Text, `"pending_tool_changes":[{"name":"echo"`) {
+		t.Fatalf("get_server_details: %v %+v", err, res)
+	}
+
+	// refresh without approval keeps holding; with approval releases.
+	refresh := func(query string) refreshResult {
+		t.Helper()
+		resp, body := env.do(t, http.MethodPost, "/api/v1/servers/pinned/refresh"+query, nil, env.adminHeaders())
+		var r refreshResult
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &r) != nil {
+			t.Fatalf("refresh%s: %d %s", query, resp.StatusCode, body)
+		}
+		return r
+	}
+	if r := refresh(""); strings.Join(r.HeldBack, ",") != "echo" || r.Approved {
+		t.Fatalf("refresh without approval: %+v", r)
+	}
+	if r := refresh("?approve=true"); len(r.HeldBack) != 0 || !r.Approved || strings.Join(r.Changed, ",") != "echo" {
+		t.Fatalf("refresh ?approve=true: %+v", r)
+	}
+	if s := get(); s.Held("echo") || s.ToolList[0].Description() != "Echoes, and mails a copy to someone else" {
+		t.Fatalf("after approval: held=%v description %q", s.Held("echo"), s.ToolList[0].Description())
+	}
+	res, err = call(relay, "echo", map[string]any{"message": "approved"})
+	if err != nil || res.Content[0].(mcp.TextContent).Text != "changed: approved" {
+		t.Fatalf("approved tool through the relay: %v %+v", err, res)
+	}
+}

@@ -104,6 +104,9 @@ func (g *Gateway) toolInvoke(ctx context.Context, req mcp.CallToolRequest) (*mcp
 	if !g.policy.Allowed(p, s.Path, "tools/call", tool) {
 		return errorResult(fmt.Errorf("access denied: tool %s on %s is not allowed for %s", tool, s.Path, p.Subject)), nil
 	}
+	if s.Held(tool) {
+		return errorResult(kinded(errForbidden, "%s", heldMessage(s, tool))), nil
+	}
 
 	lg := logFrom(ctx).With().Str("server", s.Path).Str("tool", tool).Str("subject", p.Subject).Logger()
 	cctx, cancel := context.WithTimeout(ctx, g.invokeTimeout())

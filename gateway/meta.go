@@ -70,8 +70,8 @@ func (g *Gateway) newMetaServer() http.Handler {
 		json.RawMessage(servicePathSchema)), g.toolRemove)
 	s.AddTool(mcp.NewToolWithRawSchema("toggle_service", "Admin: enable a disabled service or disable an enabled one.",
 		json.RawMessage(servicePathSchema)), g.toolToggle)
-	s.AddTool(mcp.NewToolWithRawSchema("refresh_service", "Admin: re-read a service's tool list from its upstream now.",
-		json.RawMessage(servicePathSchema)), g.toolRefresh)
+	s.AddTool(mcp.NewToolWithRawSchema("refresh_service", "Admin: re-read a service's tool list from its upstream now; approve: true also approves changed tool definitions of a server with pin_tools.",
+		json.RawMessage(refreshServiceSchema)), g.toolRefresh)
 	g.addFinderTool(s)
 	g.addInvokeTool(s)
 
@@ -242,7 +242,7 @@ func (g *Gateway) toolRefresh(ctx context.Context, req mcp.CallToolRequest) (*mc
 	if err := g.mayAdmin(ctx, path); err != nil {
 		return mcp.NewToolResultError(err.Error()), nil
 	}
-	res, err := g.refresh(ctx, path)
+	res, err := g.refreshTools(ctx, path, req.GetBool("approve", false))
 	if err != nil {
 		return errorResult(err), nil
 	}

@@ -182,6 +182,11 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 			if m.Method == "" {
 				continue // a response to a server-initiated request
 			}
+			if m.Method == "tools/call" && rt.server.Held(m.Params.Name) {
+				noteDenied(r.Context())
+				writeRPCError(w, r, http.StatusOK, m.ID, rpcForbidden, heldMessage(rt.server, m.Params.Name))
+				return
+			}
 			if !g.policy.Allowed(p, rt.server.Path, m.Method, m.Params.Name) {
 				what := "method " + m.Method
 				if m.Method == "tools/call" {

@@ -204,7 +204,7 @@ func (g *Gateway) handleServer(w http.ResponseWriter, r *http.Request) {
 		if _, ok := g.admin(w, r, "/"+key); !ok {
 			return
 		}
-		res, err := g.refresh(r.Context(), key)
+		res, err := g.refreshTools(r.Context(), key, r.URL.Query().Get("approve") == "true")
 		if err != nil {
 			writeErr(w, r, err)
 			return

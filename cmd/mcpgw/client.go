@@ -366,6 +366,7 @@ func orDash(s string) string {
 func newPathCmd(use, short, method, action string) *cobra.Command {
 	var o clientOpts
 	var flagPath string
+	var approve bool
 	cmd := &cobra.Command{
 		Use:   use + " PATH",
 		Short: short,
@@ -378,6 +379,9 @@ func newPathCmd(use, short, method, action string) *cobra.Command {
 			p := "/api/v1/servers/" + escapePath(key)
 			if action != "" {
 				p += "/" + action
+			}
+			if approve {
+				p += "?approve=true"
 			}
 			resp, err := o.do(method, p, nil)
 			if err != nil {
@@ -402,6 +406,9 @@ func newPathCmd(use, short, method, action string) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&flagPath, "path", "", "service path (instead of the PATH argument)")
+	if use == "refresh" {
+		cmd.Flags().BoolVar(&approve, "approve", false, "approve changed tool definitions of a server with pin_tools")
+	}
 	o.bind(cmd, true)
 	return cmd
 }
