@@ -208,13 +208,46 @@
     return true;
   }
 
+  const rowSig = new WeakMap(); // row element -> the data it shows
+
   function renderList() {
     const all = state.services;
     const shown = all.filter(matchesTags);
     $('#count').textContent = state.tags.size ? '(' + shown.length + ' of ' + all.length + ')' : '(' + all.length + ')';
     $('#updated').textContent = 'updated ' + new Date().toLocaleTimeString();
+    // Rows are kept while their data is unchanged (only "checked … ago" is
+    // updated), so a poll never swaps a button out from under a click.
     const tbody = $('#services tbody');
-    tbody.replaceChildren(...shown.map((svc) => el('tr', { 'data-path': svc.path, class: svc.enabled ? '' : 'disabled' },
+    const old = new Map(Array.from(tbody.children).map((tr) => [tr.dataset.path, tr]));
+    const active = Array.from(state.tags).sort().join(',');
+    const rows = shown.map((svc) => {
+      const sig = JSON.stringify(svc) + '|' + active;
+      const kept = old.get(svc.path);
+      if (kept && rowSig.get(kept) === sig) {
+        const c = $('.health .checked', kept);
+        if (c) c.textContent = relTime(svc.last_checked_iso);
+        return kept;
+      }
+      const tr = serviceRow(svc);
+      rowSig.set(tr, sig);
+      return tr;
+    });
+    if (rows.length !== tbody.children.length || rows.some((r, i) => tbody.children[i] !== r)) tbody.replaceChildren(...rows);
+    $('#empty').hidden = all.length > 0;
+
+    const tags = new Set();
+    for (const s of all) for (const t of s.tags || []) tags.add(String(t).toLowerCase());
+    for (const t of state.tags) tags.add(t);
+    const tagSig = Array.from(tags).sort().join('\n') + '|' + active;
+    const chips = $('#tags');
+    if (chips.dataset.sig !== tagSig) {
+      chips.replaceChildren(...Array.from(tags).sort().map((t) => tagChip(t, () => toggleTag(t))));
+      chips.dataset.sig = tagSig;
+    }
+  }
+
+  function serviceRow(svc) {
+    return el('tr', { 'data-path': svc.path, class: svc.enabled ? '' : 'disabled' },
       el('td', { class: 'name' }, el('a', { href: '/ui/servers/' + key(svc.path), text: svc.server_name }),
         svc.description ? el('div', { class: 'desc muted small', text: svc.description }) : null),
       el('td', { class: 'path' }, el('code', { text: svc.path })),
@@ -222,13 +255,7 @@
       el('td', { class: 'enabled' }, el('span', { class: 'badge ' + (svc.enabled ? 'ok' : 'off'), text: svc.enabled ? 'yes' : 'no' })),
       el('td', { class: 'health-cell' }, healthCell(svc)),
       el('td', { class: 'num tools', text: String(svc.num_tools) }),
-      el('td', { class: 'actions-col' }, adminButtons(svc)))));
-    $('#empty').hidden = all.length > 0;
-
-    const tags = new Set();
-    for (const s of all) for (const t of s.tags || []) tags.add(String(t).toLowerCase());
-    for (const t of state.tags) tags.add(t);
-    $('#tags').replaceChildren(...Array.from(tags).sort().map((t) => tagChip(t, () => toggleTag(t))));
+      el('td', { class: 'actions-col' }, adminButtons(svc)));
   }
 
   function toggleTag(t) {
