@@ -75,8 +75,7 @@ func wait(ctx context.Context, d time.Duration) {
 // elect runs one connection's worth of the election.
 func (s *Store) elect(ctx context.Context, e *Election) {
 	lg := s.opts.Log.With().Str("election", e.name).Logger()
-	cfg := s.conn.Copy()
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	conn, err := pgx.ConnectConfig(ctx, s.dedicated("election"))
 	if err != nil {
 		return
 	}

@@ -181,6 +181,15 @@ func (s *Store) migrate(ctx context.Context) error {
 	})
 }
 
+// dedicated is the configuration of a connection outside the pool, named
+// for what it does (application_name "<name>-<role>", shown by
+// pg_stat_activity).
+func (s *Store) dedicated(role string) *pgx.ConnConfig {
+	cfg := s.conn.Copy()
+	cfg.RuntimeParams["application_name"] += "-" + role
+	return cfg
+}
+
 // Change kinds carried by notifications.
 const (
 	kindServer = "server"

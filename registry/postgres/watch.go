@@ -58,7 +58,7 @@ func (s *Store) Listening() bool { return s.listening.Load() }
 var errResync = errors.New("resync failed")
 
 func (s *Store) watch(ctx context.Context, f Follower, connected func()) error {
-	conn, err := pgx.ConnectConfig(ctx, s.conn.Copy())
+	conn, err := pgx.ConnectConfig(ctx, s.dedicated("listen"))
 	if err != nil {
 		return err
 	}
