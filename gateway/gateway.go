@@ -257,7 +257,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// probes log at debug (writes log their own info events).
 	ev := lg.Debug()
 	if ri.surface != "" {
-		ev = lg.Info().Str("server", ri.serverLabel()).Str("mcp_method", ri.method).Str("tool", ri.tool)
+		ev = lg.Info().Str("server", ri.serverLabel()).Str("method", ri.method).Str("tool", ri.tool)
 		if ri.answered {
 			ev = ev.Dur("upstream_latency", ri.upstream)
 		}
@@ -265,7 +265,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ev = ev.Bool("denied", true)
 		}
 	}
-	ev.Str("subject", ri.subject).Str("method", r.Method).Str("path", r.URL.Path).Int("status", status).
+	ev.Str("subject", ri.subject).Str("http_method", r.Method).Str("path", r.URL.Path).Int("status", status).
 		Dur("duration", dur).Msg("http request")
 }
 

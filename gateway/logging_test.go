@@ -141,8 +141,8 @@ func TestLogsNeverHoldSecrets(t *testing.T) {
 		if ev == nil {
 			t.Fatalf("no event for the tool call among %v", found)
 		}
-		want := map[string]any{"level": "info", "server": seedServerPath, "mcp_method": "tools/call", "subject": "apikey:local-admin",
-			"status": float64(200), "method": "POST", "path": "/customer-support-assistant/mcp"}
+		want := map[string]any{"level": "info", "server": seedServerPath, "method": "tools/call", "subject": "apikey:local-admin",
+			"status": float64(200), "http_method": "POST", "path": "/customer-support-assistant/mcp"}
 		for k, v := range want {
 			if ev[k] != v {
 				t.Errorf("%s = %v, want %v (event %v)", k, ev[k], v, ev)

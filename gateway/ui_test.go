@@ -73,7 +73,7 @@ func (e *uiEnv) logText() string {
 
 const seedServerPath = "/customer-support-assistant/"
 
-func newUIEnv(t *testing.T, opts Options) *uiEnv {
+func newUIEnv(t *testing.T, opts Options, mods ...func(*Deps)) *uiEnv {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -114,10 +114,14 @@ func newUIEnv(t *testing.T, opts Options) *uiEnv {
 	policy := auth.NewPolicy()
 	logBuf := &bytes.Buffer{}
 	logs := &syncWriter{w: logBuf}
-	gw, err := New(opts, Deps{
+	deps := Deps{
 		Registry: reg, Verifier: auth.NewAuthenticator(store, auth.Options{}), Policy: policy, Health: health,
 		Tools: up, Transport: up.Transport(), Sealer: sealer, Finder: finder, Log: zerolog.New(logs),
-	})
+	}
+	for _, m := range mods {
+		m(&deps)
+	}
+	gw, err := New(opts, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -837,4 +841,21 @@ func TestUIAsksToSignIn(t *testing.T) {
 	waitJS(t, ctx, "the sign-in form", "!document.querySelector('#signin').hidden && document.querySelector('#banner').textContent.includes('sign in')")
 	browse(t, ctx, chromedp.SendKeys(chromedp.CSS("#signin-token"), e.admin), chromedp.Click(chromedp.CSS("#signin-form button[type=submit]")))
 	waitJS(t, ctx, "the services after sign-in", rowExpr(seedServerPath))
+}
+
+// TestUIWithoutFinder checks that search degrades with a clear message on a
+// gateway built without the finder.
+func TestUIWithoutFinder(t *testing.T) {
+	e := newUIEnv(t, Options{}, func(d *Deps) { d.Finder = nil })
+	ctx := newBrowser(t)
+	browse(t, ctx, chromedp.Navigate(e.srv.URL+"/"))
+	waitJS(t, ctx, "the page", rowExpr(seedServerPath))
+	browse(t, ctx, chromedp.SendKeys(chromedp.CSS("#search-q"), "warranty"), chromedp.Click(chromedp.CSS("#search-form button")))
+	waitJS(t, ctx, "the message", "(document.querySelector('#search-error') || {}).textContent")
+	if got := evalJS[string](t, ctx, "document.querySelector('#search-error').textContent"); !strings.Contains(got, "tool finder is not available") {
+		t.Fatalf("message = %q", got)
+	}
+	if !evalJS[bool](t, ctx, "!!"+rowExpr(seedServerPath)) {
+		t.Fatal("the table went away with the failed search")
+	}
 }
