@@ -14,6 +14,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
+
+	"github.com/mcpgw/mcpgw/registry/postgres"
 )
 
 // serveConfig is the whole configuration of `mcpgw serve`, the one place
@@ -24,7 +26,7 @@ import (
 type serveConfig struct {
 	Listen          string   `json:"listen" usage:"address to listen on"`
 	Data            string   `json:"data" usage:"data directory (database, admin token, session key)"`
-	Store           string   `json:"store" usage:"store URL (default sqlite:<data>/mcpgw.db)"`
+	Store           string   `json:"store" usage:"store URL: sqlite:<file> (default sqlite:<data>/mcpgw.db), or postgres://user:password@host/db shared by several replicas"`
 	PublicURL       string   `json:"public_url" usage:"URL clients reach the gateway at"`
 	LogLevel        string   `json:"log_level" usage:"debug, info, warn or error"`
 	LogFormat       string   `json:"log_format" usage:"json or console"`
@@ -155,8 +157,16 @@ func (c *serveConfig) validate() []error {
 	if c.Data == "" {
 		errs = append(errs, errors.New("data: must not be empty"))
 	}
-	if c.Store != "" && !strings.HasPrefix(c.Store, "sqlite:") {
-		errs = append(errs, fmt.Errorf("store: %q is not supported; use sqlite:<file>", c.Store))
+	switch {
+	case c.Store == "", strings.HasPrefix(c.Store, "sqlite:"):
+	case postgres.IsURL(c.Store):
+		// The URL may hold a password: errors never repeat it.
+		if err := postgres.CheckURL(c.Store); err != nil {
+			errs = append(errs, fmt.Errorf("store: %w", err))
+		}
+	default:
+		scheme, _, _ := strings.Cut(c.Store, ":")
+		errs = append(errs, fmt.Errorf("store: %q is not supported; use sqlite:<file> or postgres://user:password@host:5432/db", scheme+":..."))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

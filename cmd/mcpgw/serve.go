@@ -15,10 +15,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
-	"github.com/mcpgw/mcpgw/auth"
 	"github.com/mcpgw/mcpgw/gateway"
 	"github.com/mcpgw/mcpgw/registry"
-	"github.com/mcpgw/mcpgw/registry/sqlite"
 	"github.com/mcpgw/mcpgw/search"
 	"github.com/mcpgw/mcpgw/upstream"
 )
@@ -65,16 +63,16 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return failed(fmt.Errorf("data directory: %w", err))
 	}
-	store, err := sqlite.Open(ctx, cfg.storePath())
+	store, err := openStore(ctx, cfg, lg)
 	if err != nil {
 		return failed(err)
 	}
 	defer store.Close()
-	tokenFile, err := auth.EnsureAdminKey(ctx, store, cfg.Data)
+	tokenFile, err := ensureAdminKey(ctx, store, cfg, lg)
 	if err != nil {
 		return failed(err)
 	}
-	key, err := gateway.LoadOrCreateSessionKey(cfg.Data)
+	key, err := sessionKey(ctx, store, cfg.Data)
 	if err != nil {
 		return failed(err)
 	}
@@ -104,9 +102,12 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 	defer sessions.Close()
 	// The health checker follows the registry like the routing table. Its
 	// context ends, and its last states are saved, before the store closes.
+	// On a shared store one replica checks for all (see replicas.go).
+	leader, stopElection := electHealthChecker(ctx, store)
+	defer stopElection()
 	healthCtx, stopHealth := context.WithCancel(ctx)
 	health := upstream.NewChecker(upstream.CheckerOptions{Version: version}, upstream.CheckerDeps{
-		Registry: reg, Transport: up.Transport(), Store: store, Log: lg,
+		Registry: reg, Transport: up.Transport(), Store: store, Log: lg, Leader: leader,
 	})
 	defer health.Wait()
 	defer stopHealth()
@@ -139,6 +140,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 	if err := health.Start(healthCtx); err != nil {
 		return failed(err)
 	}
+	defer followReplicas(ctx, store, reg, policy, lg)()
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
