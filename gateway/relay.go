@@ -252,6 +252,9 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 	w.WriteHeader(resp.StatusCode)
 
 	c := streamCopy{flush: stream}
+	if rc, ok := g.health.(rechecker); ok && stream {
+		c.onListChanged = func() { rc.Recheck(rt.key) }
+	}
 	if stream && idle != nil {
 		c.idle, c.idleFor = idle, timeout // between events, the timeout is an idle timeout
 	}
@@ -266,6 +269,9 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 		}
 	}
 }
+
+// rechecker is the health checker's way to re-read a server's tools now.
+type rechecker interface{ Recheck(key string) }
 
 // readBody reads a POST body up to limit. A declared length allocates the
 // buffer once at its size; above the limit nothing is read at all.
@@ -453,7 +459,14 @@ type streamCopy struct {
 	idleFor time.Duration
 	wrote   int64
 	tail    [4]byte // the last bytes written, to tell an event boundary
+	// onListChanged, when set, is called once when the stream carries a
+	// notifications/tools/list_changed, so the gateway re-reads the tool
+	// list. (A notification split across two reads is missed; the
+	// periodic re-read catches it.)
+	onListChanged func()
 }
+
+var listChanged = []byte(`"notifications/tools/list_changed"`)
 
 func (c *streamCopy) run(w http.ResponseWriter, body io.Reader) error {
 	bp := copyBufs.Get().(*[]byte)
@@ -478,6 +491,10 @@ func (c *streamCopy) run(w http.ResponseWriter, body io.Reader) error {
 			c.remember(buf[:n])
 			if ferr := rc.Flush(); ferr != nil {
 				return ferr
+			}
+			if c.onListChanged != nil && bytes.Contains(buf[:n], listChanged) {
+				c.onListChanged()
+				c.onListChanged = nil
 			}
 		}
 		if err == io.EOF {
