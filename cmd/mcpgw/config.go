@@ -32,6 +32,9 @@ type serveConfig struct {
 	LogFormat       string   `json:"log_format" usage:"json or console"`
 	MaxBodyBytes    int64    `json:"max_body_bytes" usage:"request body limit in bytes"`
 	UpstreamTimeout string   `json:"upstream_timeout" usage:"limit of one relayed POST exchange, e.g. 60s"`
+	HealthInterval  string   `json:"health_interval" usage:"time between two health checks of a server (default 30s)"`
+	HealthTimeout   string   `json:"health_timeout" usage:"limit of one health check (default 5s)"`
+	HealthWorkers   int64    `json:"health_concurrency" usage:"health checks run at once (default 32)"`
 	AllowedHosts    []string `json:"allowed_hosts" usage:"extra Host names accepted on a loopback listener (repeatable)"`
 	OIDCIssuer      []string `json:"oidc_issuer" usage:"OIDC issuer URL accepted for ingress (repeatable)"`
 	OIDCAudience    []string `json:"oidc_audience" usage:"audience required in OIDC tokens (repeatable)"`
@@ -181,10 +184,18 @@ func (c *serveConfig) validate() []error {
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("max_body_bytes: %d is below 1024", c.MaxBodyBytes))
 	}
-	if c.UpstreamTimeout != "" {
-		if d, err := time.ParseDuration(c.UpstreamTimeout); err != nil || d <= 0 {
-			errs = append(errs, fmt.Errorf("upstream_timeout: %q is not a positive duration such as 60s", c.UpstreamTimeout))
+	for _, d := range []struct{ key, v string }{
+		{"upstream_timeout", c.UpstreamTimeout}, {"health_interval", c.HealthInterval}, {"health_timeout", c.HealthTimeout},
+	} {
+		if d.v == "" {
+			continue
 		}
+		if v, err := time.ParseDuration(d.v); err != nil || v <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a positive duration such as 30s", d.key, d.v))
+		}
+	}
+	if c.HealthWorkers < 0 || c.HealthWorkers > 4096 {
+		errs = append(errs, fmt.Errorf("health_concurrency: %d is not between 1 and 4096", c.HealthWorkers))
 	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -213,7 +224,10 @@ func (c *serveConfig) storePath() string {
 	return filepath.Join(c.Data, "mcpgw.db")
 }
 
-func (c *serveConfig) upstreamTimeout() time.Duration {
-	d, _ := time.ParseDuration(c.UpstreamTimeout)
+func (c *serveConfig) upstreamTimeout() time.Duration { return duration(c.UpstreamTimeout) }
+
+// duration parses a validated duration setting; "" is 0 (the default).
+func duration(s string) time.Duration {
+	d, _ := time.ParseDuration(s)
 	return d
 }

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -109,6 +110,20 @@ func TestLoadServeConfig(t *testing.T) {
 			args: []string{"--store", "mysql://u:hunter2@db", "--listen", "nonsense", "--log-format", "xml", "--upstream-timeout", "-1s", "--public-url", "ftp://x"},
 			errs: []string{`log_level: "loud"`, "max_body_bytes: 10 is below 1024", `store: "mysql:..." is not supported`,
 				`listen: "nonsense" is not host:port`, `log_format: "xml"`, `upstream_timeout: "-1s"`, `public_url: "ftp://x"`},
+		},
+		{
+			name: "health checker settings",
+			args: []string{"--health-interval", "10s", "--health-timeout", "2s", "--health-concurrency", "8"},
+			check: func(t *testing.T, c serveConfig) {
+				if duration(c.HealthInterval) != 10*time.Second || duration(c.HealthTimeout) != 2*time.Second || c.HealthWorkers != 8 {
+					t.Errorf("config = %+v", c)
+				}
+			},
+		},
+		{
+			name: "bad health checker settings",
+			env:  []string{"MCPGW_HEALTH_INTERVAL=soon", "MCPGW_HEALTH_CONCURRENCY=-3"},
+			errs: []string{`health_interval: "soon" is not a positive duration`, "health_concurrency: -3 is not between 1 and 4096"},
 		},
 		{name: "non-loopback listen needs auth", args: []string{"--listen", "0.0.0.0:7860"}, errs: []string{"--insecure-no-auth"}},
 		{name: "non-loopback from env needs auth", env: []string{"MCPGW_LISTEN=192.0.2.10:7860"}, errs: []string{`"192.0.2.10:7860" is not a loopback address`}},

@@ -106,7 +106,9 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 	leader, stopElection := electHealthChecker(ctx, store)
 	defer stopElection()
 	healthCtx, stopHealth := context.WithCancel(ctx)
-	health := upstream.NewChecker(upstream.CheckerOptions{Version: version}, upstream.CheckerDeps{
+	health := upstream.NewChecker(upstream.CheckerOptions{
+		Version: version, Interval: duration(cfg.HealthInterval), Timeout: duration(cfg.HealthTimeout), Concurrency: int(cfg.HealthWorkers),
+	}, upstream.CheckerDeps{
 		Registry: reg, Transport: up.Transport(), Store: store, Log: lg, Leader: leader,
 	})
 	defer health.Wait()
