@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -107,9 +108,11 @@ func electHealthChecker(ctx context.Context, store registry.Store) (leader upstr
 
 // followReplicas applies, on a shared PostgreSQL store, what other replicas
 // commit: registrations, removals, toggles and tool lists reach the
-// registry's subscribers (routing, finder, checker) and policy changes the
-// policy in force. stop ends it.
-func followReplicas(ctx context.Context, store registry.Store, reg *registry.Service, pol *auth.Policy, lg zerolog.Logger) (stop func()) {
+// registry's subscribers (routing, finder, checker), policy changes the
+// policy in force, and recheck requests the checker when this replica leads
+// it. stop ends it.
+func followReplicas(ctx context.Context, store registry.Store, reg *registry.Service, pol *auth.Policy,
+	health *upstream.Checker, leader upstream.Leadership, lg zerolog.Logger) (stop func()) {
 	pg, ok := store.(*postgres.Store)
 	if !ok {
 		return func() {}
@@ -118,16 +121,60 @@ func followReplicas(ctx context.Context, store registry.Store, reg *registry.Ser
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		pg.Watch(ctx, replicaFollower{reg: reg, pol: pol, log: lg})
+		pg.Watch(ctx, replicaFollower{reg: reg, pol: pol, health: health, leader: leader, log: lg})
 	}()
 	return func() { cancel(); <-done }
 }
 
 // replicaFollower applies other replicas' changes to this one.
 type replicaFollower struct {
-	reg *registry.Service
-	pol *auth.Policy
-	log zerolog.Logger
+	reg    *registry.Service
+	pol    *auth.Policy
+	health *upstream.Checker
+	leader upstream.Leadership
+	log    zerolog.Logger
+}
+
+func (f replicaFollower) RecheckAsked(_ context.Context, key string) error {
+	if f.leader != nil && f.leader.Leading() {
+		f.health.Recheck(key)
+	}
+	return nil
+}
+
+// healthSource is the health checker as the gateway sees it. On a shared
+// store, a recheck (a relayed tools/list_changed) asked of a replica that
+// does not run the checks is passed to the one that does.
+func healthSource(health *upstream.Checker, leader upstream.Leadership, store registry.Store, lg zerolog.Logger) gateway.HealthSource {
+	pg, ok := store.(*postgres.Store)
+	if !ok || leader == nil {
+		return health
+	}
+	return &clusterHealth{Checker: health, leader: leader, ask: func(key string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := pg.AskRecheck(ctx, key); err != nil {
+			lg.Warn().Err(err).Str("server", key).Msg("cannot pass a tool-list recheck to the replica running the health checks")
+		}
+	}}
+}
+
+// clusterHealth is an upstream.Checker whose Recheck reaches the leading
+// replica.
+type clusterHealth struct {
+	*upstream.Checker
+	leader upstream.Leadership
+	ask    func(key string)
+}
+
+// Recheck checks key now here when this replica leads, else asks the leader
+// (without blocking the relayed stream that asked).
+func (h *clusterHealth) Recheck(key string) {
+	if h.leader.Leading() {
+		h.Checker.Recheck(key)
+		return
+	}
+	go h.ask(key)
 }
 
 var _ postgres.Follower = replicaFollower{}

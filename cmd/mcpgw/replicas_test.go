@@ -21,6 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+
 	"github.com/mcpgw/mcpgw/registry/postgres/pgtest"
 	"github.com/mcpgw/mcpgw/upstream/upstreamtest"
 )
@@ -307,6 +311,42 @@ func TestReplicas(t *testing.T) {
 		if err != nil || !c.echoed("back on A") {
 			t.Fatalf("tools/call through A again: %+v %v", c, err)
 		}
+	})
+
+	t.Run("tools/list_changed relayed by B reaches the checking replica", func(t *testing.T) {
+		// B does not run the health checks: it passes the recheck to A,
+		// which re-reads the tools and stores them; B follows.
+		tr, err := transport.NewStreamableHTTP(b.url+"/echo/mcp", transport.WithContinuousListening(),
+			transport.WithHTTPHeaders(map[string]string{"X-Authorization": "Bearer " + token}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := client.NewClient(tr, client.WithProtocolVersion("2025-06-18"))
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := c.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		init := mcp.InitializeRequest{}
+		init.Params.ClientInfo = mcp.Implementation{Name: "replicas-test", Version: "1"}
+		init.Params.ProtocolVersion = "2025-06-18"
+		if _, err := c.Initialize(ctx, init); err != nil {
+			t.Fatal(err)
+		}
+		added := ""
+		repWait(t, 15*time.Second, "a tool added upstream to show on B", func() bool {
+			if added == "" || time.Now().UnixMilli()%1000 < 20 {
+				// The GET stream may open after Initialize returns: add
+				// tools until the notification flows.
+				added = "added_" + strings.ReplaceAll(time.Now().Format("150405.000000"), ".", "_")
+				up.MCP.AddTool(mcp.NewTool(added), func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+					return mcp.NewToolResultText("ok"), nil
+				})
+			}
+			_, body := repREST(t, http.MethodGet, b.url, "/api/v1/servers/echo", token, "")
+			return strings.Contains(body, `"added_`)
+		})
 	})
 
 	t.Run("policy changed on B is enforced on A within a second", func(t *testing.T) {

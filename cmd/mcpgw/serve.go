@@ -130,7 +130,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 		Log:       lg,
 		Finder:    finder,
 		Invoker:   sessions,
-		Health:    health,
+		Health:    healthSource(health, leader, store, lg),
 		Metrics:   metrics,
 	})
 	if err != nil {
@@ -142,7 +142,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 	if err := health.Start(healthCtx); err != nil {
 		return failed(err)
 	}
-	defer followReplicas(ctx, store, reg, policy, lg)()
+	defer followReplicas(ctx, store, reg, policy, health, leader, lg)()
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

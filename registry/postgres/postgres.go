@@ -192,8 +192,9 @@ func (s *Store) dedicated(role string) *pgx.ConnConfig {
 
 // Change kinds carried by notifications.
 const (
-	kindServer = "server"
-	kindPolicy = "policy"
+	kindServer  = "server"
+	kindPolicy  = "policy"
+	kindRecheck = "recheck"
 )
 
 // notify announces a change inside tx, so that it is delivered if and only
@@ -201,6 +202,17 @@ const (
 func (s *Store) notify(ctx context.Context, tx pgx.Tx, kind, key string) error {
 	_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, s.channel, s.origin+" "+kind+" "+key)
 	return err
+}
+
+// AskRecheck asks every other replica's Watch to pass on a recheck of the
+// server with path key key (RecheckAsked), so that the replica running the
+// health checks re-reads its tools now: for a tools/list_changed relayed by
+// a replica that does not run them.
+func (s *Store) AskRecheck(ctx context.Context, key string) error {
+	if _, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, s.channel, s.origin+" "+kindRecheck+" "+key); err != nil {
+		return fmt.Errorf("postgres: ask recheck: %w", err)
+	}
+	return nil
 }
 
 // write runs fn and the notification of its change in one transaction.

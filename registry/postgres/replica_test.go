@@ -61,6 +61,13 @@ func (r *replica) PolicyChanged(context.Context) error {
 	return nil
 }
 
+func (r *replica) RecheckAsked(_ context.Context, key string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, "recheck:"+key)
+	return nil
+}
+
 func (r *replica) Resync(ctx context.Context) error {
 	_, err := r.svc.Reconcile(ctx)
 	if err == nil {
@@ -162,6 +169,17 @@ func TestWatchAppliesOtherReplicasChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, time.Second, "the policy change to reach B", func() bool { return b.policies.Load() == 1 })
+	if err := a.store.AskRecheck(ctx, "m"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, time.Second, "the recheck request to reach B", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.events) > 0
+	})
+	if got := b.takeEvents(); len(got) != 1 || got[0] != "recheck:m" {
+		t.Errorf("B got %q for a recheck request, want [recheck:m]", got)
+	}
 	if n := a.changed.Load() + a.policies.Load(); n != 0 {
 		t.Errorf("A applied %d of its own changes again", n)
 	}

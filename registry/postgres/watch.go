@@ -22,6 +22,9 @@ type Follower interface {
 	// sent meanwhile are lost, and every Options.ResyncEvery as a safety
 	// net.
 	Resync(ctx context.Context) error
+	// RecheckAsked passes on another replica's AskRecheck: the replica that
+	// runs the health checks checks the server with path key key now.
+	RecheckAsked(ctx context.Context, key string) error
 }
 
 // Watch listens, on a dedicated connection, for the changes other replicas
@@ -125,6 +128,8 @@ func (s *Store) apply(ctx context.Context, f Follower, payload string) bool {
 		err = f.ServerChanged(ctx, key)
 	case kindPolicy:
 		err = f.PolicyChanged(ctx)
+	case kindRecheck:
+		err = f.RecheckAsked(ctx, key)
 	default:
 		return true // from a newer version: its resync covers it
 	}
