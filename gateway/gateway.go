@@ -288,7 +288,6 @@ func (g *Gateway) dispatch(w http.ResponseWriter, r *http.Request) {
 		g.serveResourceMetadata(w, r)
 	case p == "/mcpgw/mcp" || p == "/mcpgw/mcp/":
 		noteSurface(r.Context(), surfaceMeta)
-		peekRPC(r, g.opts.MaxBodyBytes)
 		g.serveMeta(w, r)
 	case strings.HasPrefix(p, "/api/"):
 		if g.csrfRefused(w, r) {

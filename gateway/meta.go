@@ -106,6 +106,9 @@ func (g *Gateway) serveMeta(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
+		if msgs, err := parseRPC(body); err == nil {
+			noteRPC(r.Context(), method(msgs), tool(msgs)) // for the request's log event and metrics
+		}
 	}
 	g.meta.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
 }

@@ -1,10 +1,7 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -282,32 +279,6 @@ func noteRoute(ctx context.Context, rt *route) {
 func noteSurface(ctx context.Context, surface string) {
 	if ri := infoFrom(ctx); ri != nil {
 		ri.surface = surface
-	}
-}
-
-// peekRPC reads the method and tool of a small JSON-RPC POST (the meta
-// server's) for logs and metrics, and puts the body back unchanged. A body
-// over limit is left for the handler to refuse.
-func peekRPC(r *http.Request, limit int64) {
-	if r.Method != http.MethodPost || r.Body == nil {
-		return
-	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	r.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(b), r.Body), r.Body}
-	if err != nil || int64(len(b)) > limit {
-		return
-	}
-	var m struct {
-		Method string `json:"method"`
-		Params struct {
-			Name string `json:"name"`
-		} `json:"params"`
-	}
-	if json.Unmarshal(bytes.TrimSpace(b), &m) == nil && m.Method != "" {
-		noteRPC(r.Context(), m.Method, m.Params.Name)
 	}
 }
 
