@@ -112,7 +112,11 @@ func Start() (*Cluster, error) {
 			return nil, err
 		}
 	}
-	c.dir, err = os.MkdirTemp("", "mcpgw-pg-")
+	base := os.TempDir()
+	if c.cred != nil && !traversable(base) {
+		base = "/tmp" // the server's user must reach its directory
+	}
+	c.dir, err = os.MkdirTemp(base, "mcpgw-pg-")
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
@@ -155,6 +159,20 @@ func unprivileged() (*syscall.Credential, error) {
 		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
 	}
 	return nil, errors.New("pgtest: running as root and neither a postgres nor a nobody user exists to run the server as")
+}
+
+// traversable reports whether every directory from / to dir may be entered
+// by anyone.
+func traversable(dir string) bool {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if d == filepath.Dir(d) {
+			return true
+		}
+	}
 }
 
 func (c *Cluster) data() string { return filepath.Join(c.dir, "data") }
