@@ -53,7 +53,7 @@ func main() {
 	flag.IntVar(&c.servers, "servers", 10000, "servers registered for the registry-scale figures")
 	flag.IntVar(&c.toolsPer, "tools-per-server", 10, "tools per registered server for the registry-scale figures")
 	flag.IntVar(&c.streamCount, "stream-samples", 200, "progress notifications timed per side")
-	flag.StringVar(&c.sections, "sections", "latency,throughput,invoke,streaming,sessions,registry", "comma-separated sections to run")
+	flag.StringVar(&c.sections, "sections", "latency,throughput,invoke,streaming,sessions,registry,health", "comma-separated sections to run")
 	flag.Parse()
 	for _, s := range strings.Split(clients, ",") {
 		var n int

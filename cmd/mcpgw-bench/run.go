@@ -77,6 +77,7 @@ func run(ctx context.Context, cfg config) (*results, error) {
 		"streaming":  e.streaming,
 		"sessions":   e.sessions,
 		"registry":   func(ctx context.Context, r *results) error { return e.registry(ctx, r, filepath.Join(dir, "scale")) },
+		"health":     e.healthSweep,
 	}
 	for _, name := range strings.Split(cfg.sections, ",") {
 		name = strings.TrimSpace(name)
