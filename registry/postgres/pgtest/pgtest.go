@@ -53,7 +53,7 @@ type Cluster struct {
 func BinDir() (string, error) {
 	if d := os.Getenv("PGTEST_BIN"); d != "" {
 		if _, err := os.Stat(filepath.Join(d, "initdb")); err != nil {
-			return "", fmt.Errorf("pgtest: PGTEST_BIN=%s: %w", d, err)
+			return "", fmt.Errorf("%w (PGTEST_BIN=%s has no initdb)", ErrNoServer, d)
 		}
 		return d, nil
 	}
