@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -65,7 +66,8 @@ type Store struct {
 	// channel is the NOTIFY channel of this schema's stores.
 	channel string
 	keys    keyCache
-	watchState
+	// listening says whether Watch holds its LISTEN connection.
+	listening atomic.Bool
 }
 
 var _ registry.Store = (*Store)(nil)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -137,15 +136,5 @@ func (s *Store) apply(ctx context.Context, f Follower, payload string) bool {
 		s.opts.Log.Warn().Err(err).Str("kind", kind).Str("key", key).Msg("postgres: change from another replica not applied; resyncing")
 		return false
 	}
-	s.applied.Add(1)
 	return true
-}
-
-// Applied counts the changes of other replicas applied by Watch.
-func (s *Store) Applied() uint64 { return s.applied.Load() }
-
-// watchState is embedded in Store.
-type watchState struct {
-	listening atomic.Bool
-	applied   atomic.Uint64
 }
