@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 
@@ -14,9 +13,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/mcpgw/mcpgw/auth"
-	"github.com/mcpgw/mcpgw/registry"
-	"github.com/mcpgw/mcpgw/registry/sqlite"
-	"github.com/mcpgw/mcpgw/upstream"
 )
 
 // authEnv is a real gateway whose ingress is configured as `mcpgw serve`
@@ -31,65 +27,31 @@ type authEnv struct {
 // policyDoc (YAML; "" stores none).
 func newAuthEnv(t *testing.T, issuers []auth.IssuerConfig, policyDoc string) *authEnv {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	store, err := sqlite.Open(ctx, dir+"/mcpgw.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	tokenFile, err := auth.EnsureAdminKey(ctx, store, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := readFile(tokenFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := newFixture(t)
 	var oidc *auth.OIDC
 	if len(issuers) > 0 {
+		var err error
 		if oidc, err = auth.NewOIDC(issuers, auth.OIDCOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	logs := &lockedLog{}
 	lg := zerolog.New(logs).Level(zerolog.InfoLevel)
-	reg := registry.NewService(store)
-	pol, err := auth.LoadPolicy(ctx, auth.PolicyOptions{Store: store, IdentityProvider: oidc != nil, Log: lg})
+	pol, err := auth.LoadPolicy(f.ctx, auth.PolicyOptions{Store: f.store, IdentityProvider: oidc != nil, Log: lg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pol.TrackServers(ctx, reg); err != nil {
+	if err := pol.TrackServers(f.ctx, f.reg); err != nil {
 		t.Fatal(err)
 	}
 	if policyDoc != "" {
-		if _, err := pol.Replace(ctx, []byte(policyDoc), nil); err != nil {
+		if _, err := pol.Replace(f.ctx, []byte(policyDoc), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	key, err := LoadOrCreateSessionKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := NewSealer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	up := upstream.New(upstream.Options{}, "test")
-	t.Cleanup(up.Close)
-	gw, err := New(Options{}, Deps{
-		Registry: reg, Verifier: auth.NewAuthenticator(store, auth.Options{OIDC: oidc}), Policy: pol,
-		Tools: up, Transport: up.Transport(), Sealer: sealer, Log: lg,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gw.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(gw)
-	t.Cleanup(srv.Close)
-	return &authEnv{testEnv: &testEnv{gw: gw, srv: srv, reg: reg, store: store, admin: admin}, policy: pol, log: logs}
+	f.deps.Verifier = auth.NewAuthenticator(f.store, auth.Options{OIDC: oidc})
+	f.deps.Policy, f.deps.Log = pol, lg
+	return &authEnv{testEnv: f.serve(t, Options{}, nil), policy: pol, log: logs}
 }
 
 // lockedLog is a log buffer that tests may read while requests write.

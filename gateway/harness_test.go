@@ -14,6 +14,7 @@ import (
 	"github.com/mcpgw/mcpgw/auth"
 	"github.com/mcpgw/mcpgw/registry"
 	"github.com/mcpgw/mcpgw/registry/sqlite"
+	"github.com/mcpgw/mcpgw/search"
 	"github.com/mcpgw/mcpgw/upstream"
 )
 
@@ -28,24 +29,37 @@ type testEnv struct {
 	logs  *bytes.Buffer
 }
 
-func newEnv(t *testing.T, opts Options) *testEnv {
+// fixture is what every test gateway stands on: a SQLite store in
+// t.TempDir() with the local admin key, a session sealer, the pooled
+// upstream client and the registry service. deps holds them, with the
+// local-mode verifier and policy; builders change what they need before
+// serve.
+type fixture struct {
+	ctx   context.Context
+	dir   string
+	store *sqlite.Store
+	admin string
+	reg   *registry.Service
+	up    *upstream.Client
+	deps  Deps
+}
+
+func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	store, err := sqlite.Open(ctx, dir+"/mcpgw.db")
+	f := &fixture{ctx: context.Background(), dir: t.TempDir()}
+	store, err := sqlite.Open(f.ctx, f.dir+"/mcpgw.db")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	tokenFile, err := auth.EnsureAdminKey(ctx, store, dir)
+	tokenFile, err := auth.EnsureAdminKey(f.ctx, store, f.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := readFile(tokenFile)
-	if err != nil {
+	if f.admin, err = readFile(tokenFile); err != nil {
 		t.Fatal(err)
 	}
-	key, err := LoadOrCreateSessionKey(dir)
+	key, err := LoadOrCreateSessionKey(f.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,23 +67,61 @@ func newEnv(t *testing.T, opts Options) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := upstream.New(upstream.Options{}, "test")
-	t.Cleanup(up.Close)
-	logs := &bytes.Buffer{}
-	reg := registry.NewService(store)
-	gw, err := New(opts, Deps{
-		Registry: reg, Verifier: auth.NewAuthenticator(store, auth.Options{}), Policy: auth.NewPolicy(),
-		Tools: up, Transport: up.Transport(), Sealer: sealer, Log: zerolog.New(&syncWriter{w: logs}),
-	})
+	f.up = upstream.New(upstream.Options{}, "test")
+	t.Cleanup(f.up.Close)
+	f.store, f.reg = store, registry.NewService(store)
+	f.deps = Deps{
+		Registry: f.reg, Verifier: auth.NewAuthenticator(store, auth.Options{}), Policy: auth.NewPolicy(),
+		Tools: f.up, Transport: f.up.Transport(), Sealer: sealer, Log: zerolog.Nop(),
+	}
+	return f
+}
+
+// withFinder adds a search index that follows the registry, as serve does.
+func (f *fixture) withFinder(t *testing.T) *search.Index {
+	t.Helper()
+	finder, err := search.New(search.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := gw.Load(ctx); err != nil {
+	t.Cleanup(func() { finder.Close() })
+	f.reg.Subscribe(finder.Apply)
+	if err := finder.Load(f.ctx, f.reg.List); err != nil {
+		t.Fatal(err)
+	}
+	f.deps.Finder = finder
+	return finder
+}
+
+// serve builds the gateway from f.deps, loads its routes and serves it with
+// httptest on 127.0.0.1. tweak, when set, runs before the routes load.
+func (f *fixture) serve(t *testing.T, opts Options, tweak func(*Gateway)) *testEnv {
+	t.Helper()
+	gw, err := New(opts, f.deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tweak != nil {
+		tweak(gw)
+	}
+	if err := gw.Load(f.ctx); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(gw)
 	t.Cleanup(srv.Close)
-	return &testEnv{gw: gw, srv: srv, reg: reg, store: store, admin: tok, logs: logs}
+	return &testEnv{gw: gw, srv: srv, reg: f.reg, store: f.store, admin: f.admin}
+}
+
+// newEnv is the plain test gateway: local mode, no finder, no checker, its
+// log kept in env.logs.
+func newEnv(t *testing.T, opts Options) *testEnv {
+	t.Helper()
+	f := newFixture(t)
+	logs := &bytes.Buffer{}
+	f.deps.Log = zerolog.New(&syncWriter{w: logs})
+	env := f.serve(t, opts, nil)
+	env.logs = logs
+	return env
 }
 
 // register stores doc through the registry service, as every surface does.

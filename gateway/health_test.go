@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -13,10 +12,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/rs/zerolog"
 
-	"github.com/mcpgw/mcpgw/auth"
 	"github.com/mcpgw/mcpgw/registry"
-	"github.com/mcpgw/mcpgw/registry/sqlite"
-	"github.com/mcpgw/mcpgw/search"
 	"github.com/mcpgw/mcpgw/upstream"
 	"github.com/mcpgw/mcpgw/upstream/upstreamtest"
 )
@@ -25,61 +21,19 @@ import (
 // gateway's HealthSource, as serve wires it.
 func newHealthEnv(t *testing.T) (*testEnv, *upstream.Checker) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	dir := t.TempDir()
-	store, err := sqlite.Open(ctx, dir+"/mcpgw.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	tokenFile, err := auth.EnsureAdminKey(ctx, store, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := readFile(tokenFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := LoadOrCreateSessionKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := NewSealer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	up := upstream.New(upstream.Options{}, "test")
-	t.Cleanup(up.Close)
-	reg := registry.NewService(store)
-	finder, err := search.New(search.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { finder.Close() })
-	reg.Subscribe(finder.Apply)
-	if err := finder.Load(ctx, reg.List); err != nil {
-		t.Fatal(err)
-	}
+	f := newFixture(t)
+	f.withFinder(t)
 	hc := upstream.NewChecker(upstream.CheckerOptions{Interval: 50 * time.Millisecond, ToolRefresh: 100 * time.Millisecond}, upstream.CheckerDeps{
-		Registry: reg, Transport: up.Transport(), Store: store, Log: zerolog.Nop(),
+		Registry: f.reg, Transport: f.up.Transport(), Store: f.store, Log: zerolog.Nop(),
 	})
-	gw, err := New(Options{}, Deps{
-		Registry: reg, Verifier: auth.NewAuthenticator(store, auth.Options{}), Policy: auth.NewPolicy(),
-		Tools: up, Transport: up.Transport(), Sealer: sealer, Log: zerolog.Nop(), Health: hc, Finder: finder,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gw.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
+	f.deps.Health = hc
+	env := f.serve(t, Options{}, nil)
+	ctx, cancel := context.WithCancel(f.ctx)
 	if err := hc.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cancel(); hc.Wait() })
-	srv := httptest.NewServer(gw)
-	t.Cleanup(srv.Close)
-	return &testEnv{gw: gw, srv: srv, reg: reg, store: store, admin: tok}, hc
+	return env, hc
 }
 
 // /api/v1/health and the server list show the checker's states; a server

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"flag"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,9 +19,6 @@ import (
 
 	"github.com/mcpgw/mcpgw/auth"
 	"github.com/mcpgw/mcpgw/registry"
-	"github.com/mcpgw/mcpgw/registry/sqlite"
-	"github.com/mcpgw/mcpgw/search"
-	"github.com/mcpgw/mcpgw/upstream"
 	"github.com/mcpgw/mcpgw/upstream/upstreamtest"
 )
 
@@ -75,66 +71,20 @@ const seedServerPath = "/customer-support-assistant/"
 
 func newUIEnv(t *testing.T, opts Options, mods ...func(*Deps)) *uiEnv {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	store, err := sqlite.Open(ctx, filepath.Join(dir, "mcpgw.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	tokenFile, err := auth.EnsureAdminKey(ctx, store, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := readFile(tokenFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := LoadOrCreateSessionKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := NewSealer(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	up := upstream.New(upstream.Options{}, "test")
-	t.Cleanup(up.Close)
-	reg := registry.NewService(store)
-	finder, err := search.New(search.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { finder.Close() })
-	reg.Subscribe(finder.Apply)
-	if err := finder.Load(ctx, reg.List); err != nil {
-		t.Fatal(err)
-	}
+	f := newFixture(t)
+	f.withFinder(t)
 	health := &fakeHealth{}
 	policy := auth.NewPolicy()
 	logBuf := &bytes.Buffer{}
 	logs := &syncWriter{w: logBuf}
-	deps := Deps{
-		Registry: reg, Verifier: auth.NewAuthenticator(store, auth.Options{}), Policy: policy, Health: health,
-		Tools: up, Transport: up.Transport(), Sealer: sealer, Finder: finder, Log: zerolog.New(logs),
-	}
+	f.deps.Health, f.deps.Policy, f.deps.Log = health, policy, zerolog.New(logs)
 	for _, m := range mods {
-		m(&deps)
+		m(&f.deps)
 	}
-	gw, err := New(opts, deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gw.uiPoll = 300 * time.Millisecond // the page polls fast so the test sees live health quickly
-	if err := gw.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(gw)
-	t.Cleanup(srv.Close)
-	e := &uiEnv{
-		testEnv: &testEnv{gw: gw, srv: srv, reg: reg, store: store, admin: tok},
-		health:  health, policy: policy, logw: logs, logBuf: logBuf,
-	}
+	env := f.serve(t, opts, func(gw *Gateway) {
+		gw.uiPoll = 300 * time.Millisecond // the page polls fast so the test sees live health quickly
+	})
+	e := &uiEnv{testEnv: env, health: health, policy: policy, logw: logs, logBuf: logBuf}
 	e.agentcore = upstreamtest.NewAgentCore(t, "")
 	e.registerSeed(t)
 	return e
