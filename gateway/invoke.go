@@ -102,7 +102,7 @@ func (g *Gateway) toolInvoke(ctx context.Context, req mcp.CallToolRequest) (*mcp
 		return errorResult(err), nil
 	}
 	if !g.policy.Allowed(p, s.Path, "tools/call", tool) {
-		return errorResult(fmt.Errorf("access denied: tool %s on %s is not allowed for %s", tool, s.Path, p.Subject)), nil
+		return errorResult(kinded(errForbidden, "access denied: tool %s on %s is not allowed for %s", tool, s.Path, p.Subject)), nil
 	}
 	if s.Held(tool) {
 		return errorResult(kinded(errForbidden, "%s", heldMessage(s, tool))), nil

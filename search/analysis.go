@@ -2,6 +2,7 @@ package search
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 
@@ -110,6 +111,35 @@ type toolFields struct {
 	name, desc, params, server []string
 }
 
+// byField returns the terms in the order of scoredFields.
+func (f toolFields) byField() [4][]string { return [4][]string{f.name, f.desc, f.params, f.server} }
+
+// impacts holds, per scored field, the largest tf-idf "tf × norm" factor
+// (sqrt(frequency)/sqrt(field length)) each term has in any document.
+type impacts [4]map[string]float32
+
+func newImpacts() impacts {
+	var m impacts
+	for i := range m {
+		m[i] = map[string]float32{}
+	}
+	return m
+}
+
+// add raises the impacts of field fi's terms to those of one document.
+func (m impacts) add(fi int, terms []string) {
+	counts := make(map[string]int, len(terms))
+	for _, t := range terms {
+		counts[t]++
+	}
+	l := math.Sqrt(float64(len(terms)))
+	for t, c := range counts {
+		if v := float32(math.Sqrt(float64(c)) / l); v > m[fi][t] {
+			m[fi][t] = v
+		}
+	}
+}
+
 func (f toolFields) termSet() map[string]bool {
 	m := make(map[string]bool, len(f.name)+len(f.desc)+len(f.params)+len(f.server))
 	for _, l := range [][]string{f.name, f.desc, f.params, f.server} {
@@ -123,10 +153,9 @@ func (f toolFields) termSet() map[string]bool {
 // fields analyzes the searchable texts of tool t of server s.
 func (x *Index) fields(s *registry.Server, t *registry.Tool) toolFields {
 	prefix, words := ToolWords(t.Name)
+	// The name's words only: a joined form would lengthen the field and so
+	// weaken every match in it.
 	name := strings.Join(words, " ")
-	if len(words) == 2 {
-		name += " " + words[0] + words[1]
-	}
 	var desc strings.Builder
 	for _, p := range []*string{t.ParsedDescription.Main, t.ParsedDescription.Args, t.ParsedDescription.Returns} {
 		if p != nil {

@@ -2,6 +2,7 @@ package search
 
 import (
 	"encoding/json"
+	"math/bits"
 	"sort"
 	"strings"
 )
@@ -14,6 +15,9 @@ const maxCorrections = 3
 // most common first. It is asked only for words the index does not know, so
 // a correctly spelled query never pays for it or drifts to look-alikes.
 func (x *Index) corrections(t string) []string {
+	if len(t) > maxFuzzyLen {
+		return nil
+	}
 	maxD := 1
 	if len(t) >= 7 {
 		maxD = 2
@@ -24,12 +28,13 @@ func (x *Index) corrections(t string) []string {
 		df   int32
 	}
 	var cs []cand
-	for v, df := range x.vocab {
-		if abs(len(v)-len(t)) > maxD || len(v) < 3 {
+	tm := letterMask(t)
+	for _, l := range x.lexicon() {
+		if abs(len(l.term)-len(t)) > maxD || len(l.term) < 3 || bits.OnesCount64(l.mask^tm) > 2*maxD {
 			continue
 		}
-		if d := editDistance(t, v, maxD); d <= maxD {
-			cs = append(cs, cand{v, d, df})
+		if d := editDistance(t, l.term, maxD); d <= maxD {
+			cs = append(cs, cand{l.term, d, l.df})
 		}
 	}
 	sort.Slice(cs, func(i, j int) bool {
@@ -52,6 +57,42 @@ func (x *Index) corrections(t string) []string {
 	return out
 }
 
+// lexEntry is one vocabulary term as the correction scan reads it.
+type lexEntry struct {
+	term string
+	mask uint64
+	df   int32
+}
+
+// letterMask has a bit for each byte value (mod 64) in s. One edit changes
+// at most two bits (a substitution drops one letter and adds another), so
+// terms whose masks differ in more than 2d bits are more than d edits
+// apart: a cheap filter before the edit distance.
+func letterMask(s string) uint64 {
+	var m uint64
+	for i := 0; i < len(s); i++ {
+		m |= 1 << (s[i] & 63)
+	}
+	return m
+}
+
+// lexicon returns the vocabulary as a slice with letter masks, rebuilt
+// after the vocabulary changed. The caller holds x.mu (read or write); the
+// slice has its own lock because concurrent searches may rebuild it.
+func (x *Index) lexicon() []lexEntry {
+	x.lexMu.Lock()
+	defer x.lexMu.Unlock()
+	if x.lexGen == x.vocabGen && x.lex != nil {
+		return x.lex
+	}
+	lex := make([]lexEntry, 0, len(x.vocab))
+	for t, df := range x.vocab {
+		lex = append(lex, lexEntry{t, letterMask(t), df})
+	}
+	x.lex, x.lexGen = lex, x.vocabGen
+	return lex
+}
+
 func abs(n int) int {
 	if n < 0 {
 		return -n
@@ -59,16 +100,23 @@ func abs(n int) int {
 	return n
 }
 
+// maxFuzzyLen is the longest word that gets spelling corrections; longer
+// ones are identifiers or codes, not typos.
+const maxFuzzyLen = 32
+
 // editDistance is the Damerau-Levenshtein (optimal string alignment)
-// distance of a and b in bytes, or max+1 once it must exceed max.
+// distance of a and b in bytes, or max+1 once it must exceed max. It does
+// not allocate: it runs once per vocabulary term for an unknown word.
 func editDistance(a, b string, max int) int {
 	if a == b {
 		return 0
 	}
 	la, lb := len(a), len(b)
-	prev2 := make([]int, lb+1)
-	prev := make([]int, lb+1)
-	cur := make([]int, lb+1)
+	if la > maxFuzzyLen || lb > maxFuzzyLen {
+		return max + 1
+	}
+	var rows [3][maxFuzzyLen + 1]int
+	prev2, prev, cur := &rows[0], &rows[1], &rows[2]
 	for j := 0; j <= lb; j++ {
 		prev[j] = j
 	}
@@ -103,8 +151,43 @@ func schemaText(raw json.RawMessage) string {
 		return ""
 	}
 	var b strings.Builder
+	// Most schemas decode straight into typedSchema; only one with an odd
+	// shape somewhere (a non-string description, a tuple of items) takes
+	// the slower, lenient walk.
+	var ts typedSchema
+	if json.Unmarshal(raw, &ts) == nil {
+		ts.text(&b, 0)
+		return b.String()
+	}
 	schemaWalk(&b, raw, 0)
 	return b.String()
+}
+
+type typedSchema struct {
+	Description string                  `json:"description"`
+	Properties  map[string]*typedSchema `json:"properties"`
+	Items       *typedSchema            `json:"items"`
+}
+
+func (n *typedSchema) text(b *strings.Builder, depth int) {
+	if n == nil || depth > maxSchemaDepth {
+		return
+	}
+	names := make([]string, 0, len(n.Properties))
+	for k := range n.Properties {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		b.WriteString(k)
+		b.WriteByte(' ')
+		if p := n.Properties[k]; p != nil && p.Description != "" {
+			b.WriteString(p.Description)
+			b.WriteByte('\n')
+		}
+		n.Properties[k].text(b, depth+1)
+	}
+	n.Items.text(b, depth+1)
 }
 
 // maxSchemaDepth bounds how deep nested properties are read, so a

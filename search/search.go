@@ -9,17 +9,16 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/analysis"
 	"github.com/blevesearch/bleve/v2/document"
-	"github.com/blevesearch/bleve/v2/search"
-	"github.com/blevesearch/bleve/v2/search/query"
 	"github.com/rs/zerolog"
 
 	"github.com/mcpgw/mcpgw/registry"
@@ -47,7 +46,7 @@ type Boosts struct {
 }
 
 // DefaultBoosts are the boosts used when Options leave them zero.
-var DefaultBoosts = Boosts{Name: 3, Desc: 1.5, Params: 0.5, Server: 1, Synonym: 0.5, Fuzzy: 0.7}
+var DefaultBoosts = Boosts{Name: 0.75, Desc: 3, Params: 0.5, Server: 1.5, Synonym: 0.7, Fuzzy: 0.7}
 
 // Options configure an Index.
 type Options struct {
@@ -107,8 +106,20 @@ type Index struct {
 	bi      bleve.Index
 	servers map[string]*entry
 	vocab   map[string]int32 // analyzed term -> number of tools containing it
-	tools   int
-	batches int // batches applied since the index was last built whole
+	// impact bounds what a term can score in a field: the largest
+	// sqrt(frequency)/sqrt(field length) of any tool indexed since the last
+	// build (deletions leave it, which keeps it a bound).
+	impact impacts
+	// vocabGen counts vocabulary changes; the correction lexicon built
+	// from the vocabulary (lex, at generation lexGen) is rebuilt when
+	// they differ.
+	vocabGen uint64
+	lexMu    sync.Mutex
+	lex      []lexEntry
+	lexGen   uint64
+	tools    int
+	batches  int  // batches applied since the index was last built whole
+	noPrune  bool // tests: score every candidate fully
 }
 
 // entry is one indexed (enabled) server.
@@ -137,7 +148,7 @@ func New(opts Options) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	x := &Index{boosts: b, log: opts.Log, an: an, bi: bi, servers: map[string]*entry{}, vocab: map[string]int32{}}
+	x := &Index{boosts: b, log: opts.Log, an: an, bi: bi, servers: map[string]*entry{}, vocab: map[string]int32{}, impact: newImpacts()}
 	x.syn = buildSynonyms(an, synonymGroups)
 	return x, nil
 }
@@ -192,8 +203,12 @@ func (x *Index) rebuildLocked(servers []*registry.Server) error {
 	}
 	entries := make(map[string]*entry, len(servers))
 	vocab := make(map[string]int32)
-	tools := 0
-	b := bi.NewBatch()
+	impact := newImpacts()
+	type work struct {
+		e *entry
+		i int
+	}
+	var todo []work
 	for _, s := range servers {
 		if s == nil || !s.Enabled {
 			continue
@@ -201,33 +216,57 @@ func (x *Index) rebuildLocked(servers []*registry.Server) error {
 		e := newEntry(s)
 		entries[e.key()] = e
 		for i := range s.ToolList {
-			if e.tools[s.ToolList[i].Name] != i {
-				continue // a duplicate name: the first one wins
-			}
-			if err := x.addDoc(b, vocab, e, i); err != nil {
-				bi.Close()
-				return err
-			}
-			tools++
-			if b.Size() >= rebuildBatch {
-				if err := bi.Batch(b); err != nil {
-					bi.Close()
-					return fmt.Errorf("search: build: %w", err)
-				}
-				b = bi.NewBatch()
+			if e.tools[s.ToolList[i].Name] == i { // a duplicate name: the first one wins
+				todo = append(todo, work{e, i})
 			}
 		}
 	}
-	if err := bi.Batch(b); err != nil {
-		bi.Close()
-		return fmt.Errorf("search: build: %w", err)
+	// Analysis is most of the cost of a build: run it on every core, a
+	// batch at a time so that only one batch of analyzed text is held.
+	fields := make([]toolFields, min(rebuildBatch, len(todo)))
+	for lo := 0; lo < len(todo); lo += rebuildBatch {
+		chunk := todo[lo:min(lo+rebuildBatch, len(todo))]
+		parallel(len(chunk), func(k int) {
+			w := chunk[k]
+			fields[k] = x.fields(w.e.srv, &w.e.srv.ToolList[w.i])
+		})
+		b := bi.NewBatch()
+		for k, w := range chunk {
+			if err := x.addDoc(b, vocab, impact, w.e, w.i, fields[k]); err != nil {
+				bi.Close()
+				return err
+			}
+			fields[k] = toolFields{}
+		}
+		if err := bi.Batch(b); err != nil {
+			bi.Close()
+			return fmt.Errorf("search: build: %w", err)
+		}
 	}
 	old := x.bi
-	x.bi, x.servers, x.vocab, x.tools, x.batches = bi, entries, vocab, tools, 0
+	x.bi, x.servers, x.vocab, x.impact, x.tools, x.batches = bi, entries, vocab, impact, len(todo), 0
+	x.vocabGen++
 	if old != nil {
 		_ = old.Close()
 	}
 	return nil
+}
+
+// parallel runs fn(0..n-1) on every core.
+func parallel(n int, fn func(int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := int(next.Add(1) - 1); k < n; k = int(next.Add(1) - 1) {
+				fn(k)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // Apply folds one registry event into the index; it is meant for
@@ -267,7 +306,7 @@ func (x *Index) Put(s *registry.Server) error {
 		if e.tools[s.ToolList[i].Name] != i {
 			continue
 		}
-		if err := x.addDoc(b, delta, e, i); err != nil {
+		if err := x.addDoc(b, delta, x.impact, e, i, x.fields(s, &s.ToolList[i])); err != nil {
 			return err
 		}
 		added++
@@ -321,6 +360,7 @@ func (x *Index) maybeCompactLocked() error {
 }
 
 func (x *Index) applyVocab(delta map[string]int32) {
+	x.vocabGen++
 	for t, d := range delta {
 		if n := x.vocab[t] + d; n > 0 {
 			x.vocab[t] = n
@@ -367,14 +407,15 @@ func (x *Index) deleteDocs(b *bleve.Batch, delta map[string]int32, e *entry) int
 	return n
 }
 
-// addDoc adds tool i of e to b and its terms to delta.
-func (x *Index) addDoc(b *bleve.Batch, delta map[string]int32, e *entry, i int) error {
+// addDoc adds tool i of e, analyzed as f, to b, its terms to delta and
+// their impacts to impact.
+func (x *Index) addDoc(b *bleve.Batch, delta map[string]int32, impact impacts, e *entry, i int, f toolFields) error {
 	s := e.srv
-	f := x.fields(s, &s.ToolList[i])
 	doc := document.NewDocument(docID(e.key(), s.ToolList[i].Name))
-	for name, terms := range map[string][]string{fieldName: f.name, fieldDesc: f.desc, fieldParams: f.params, fieldServer: f.server} {
+	for fi, terms := range f.byField() {
 		if len(terms) > 0 {
-			doc.AddField(document.NewTextFieldCustom(name, nil, []byte(strings.Join(terms, " ")), indexOnly, pretokenized))
+			doc.AddField(document.NewTextFieldCustom(scoredFields[fi], nil, []byte(strings.Join(terms, " ")), indexOnly, pretokenized))
+			impact.add(fi, terms)
 		}
 	}
 	for _, tag := range s.Tags {
@@ -414,26 +455,21 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 	if len(terms) == 0 {
 		return []Hit{}, nil
 	}
-	bq := x.buildQuery(terms)
-	var root query.Query = bq
-	if len(tags) > 0 {
-		bq2 := bleve.NewBooleanQuery()
-		bq2.AddMust(bq)
-		bq2.AddFilter(tagFilter(tags))
-		root = bq2
-	}
-	page := top*2 + 10
-	for from := 0; len(c.hits) < top && from < 10*page; from += page {
-		req := bleve.NewSearchRequestOptions(root, page, from, debugExplain)
-		req.SortBy([]string{"-_score", "_id"})
+	tq := x.buildQuery(terms, tags)
+	// Collect a few more than asked, to rerank them by how fully the
+	// query explains each tool's name.
+	c.top = max(top, rerankPool)
+	page := c.top*2 + 10
+	for from := 0; len(c.hits) < c.top && from < 10*page; from += page {
+		if !x.noPrune {
+			tq.depth = from + page
+		}
+		req := bleve.NewSearchRequestOptions(tq, page, from, false)
 		res, err := x.bi.SearchInContext(ctx, req)
 		if err != nil {
 			return nil, fmt.Errorf("search: %w", err)
 		}
-		for i, dm := range res.Hits {
-			if debugExplain && i < 3 {
-				fmt.Println(dm.ID, dm.Expl.String())
-			}
+		for _, dm := range res.Hits {
 			key, tool := splitDocID(dm.ID)
 			if !c.add(x.servers[key], tool, dm.Score) {
 				break
@@ -443,10 +479,70 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 			break
 		}
 	}
+	x.rerank(&c, terms)
+	if len(c.hits) > top {
+		c.hits, c.raw = c.hits[:top], c.raw[:top]
+	}
 	if len(c.hits) > 0 {
 		x.normalize(c.hits, c.raw, terms, unknown)
 	}
 	return c.hits, nil
+}
+
+// rerankPool is how many hits are reranked by name coverage.
+const rerankPool = 20
+
+// nameBonus weighs name coverage in rerank (tuned with the boosts).
+const nameBonus = 0.5
+
+// rerank multiplies each hit's relevance by 1 + nameBonus × the share of
+// the tool's name the query explains (each name word matched by a query
+// word or, at its boost, by a synonym or correction of one), then re-sorts:
+// of two tools matching the same words, the one whose name is about
+// nothing else is the better answer ("create an issue": create_issue
+// before add_issue_comment).
+func (x *Index) rerank(c *collector, terms []queryTerm) {
+	if len(c.hits) == 0 {
+		return
+	}
+	alts := map[string]float64{}
+	for _, qt := range terms {
+		for _, a := range qt.alts {
+			alts[a.term] = max(alts[a.term], a.boost)
+		}
+	}
+	for i, h := range c.hits {
+		_, words := ToolWords(h.Tool.Name)
+		names := x.analyze(strings.Join(words, " "))
+		if len(names) == 0 {
+			continue
+		}
+		cover := 0.0
+		for _, n := range names {
+			cover += alts[n]
+		}
+		c.raw[i] *= 1 + nameBonus*cover/float64(len(names))
+	}
+	idx := make([]int, len(c.hits))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool {
+		ha, hb := c.hits[idx[a]], c.hits[idx[b]]
+		switch {
+		case c.raw[idx[a]] != c.raw[idx[b]]:
+			return c.raw[idx[a]] > c.raw[idx[b]]
+		case ha.ServerKey != hb.ServerKey: // ties in a stable order
+			return ha.ServerKey < hb.ServerKey
+		default:
+			return ha.Tool.Name < hb.Tool.Name
+		}
+	})
+	hits, raw := make([]Hit, len(idx)), make([]float64, len(idx))
+	for k, i := range idx {
+		hits[k], raw[k] = c.hits[i], c.raw[i]
+	}
+	c.hits, c.raw = hits, raw
 }
 
 // collector gathers hits up to top, applying the caller's filters.
@@ -540,16 +636,6 @@ func normalizeTags(tags []string) []string {
 	return out
 }
 
-func tagFilter(tags []string) query.Query {
-	qs := make([]query.Query, 0, len(tags))
-	for _, t := range tags {
-		tq := bleve.NewTermQuery(t)
-		tq.SetField(fieldTags)
-		qs = append(qs, tq)
-	}
-	return bleve.NewConjunctionQuery(qs...)
-}
-
 // queryTerm is one analyzed word of a query with its alternatives.
 type queryTerm struct {
 	term string
@@ -598,6 +684,14 @@ func (x *Index) queryTerms(text string) ([]queryTerm, float64) {
 		}
 		rest := make([]alt, 0, len(best))
 		for term, b := range best {
+			// tf-idf weighs a match by idf squared, so a synonym rarer than
+			// the word the caller typed would outweigh the word itself:
+			// cap it at the word's weight.
+			if x.vocab[t] > 0 {
+				if ratio := idf(n, x.vocab[t]) / idf(n, x.vocab[term]); ratio < 1 {
+					b *= ratio * ratio
+				}
+			}
 			rest = append(rest, alt{term, b})
 		}
 		sort.Slice(rest, func(i, j int) bool {
@@ -607,101 +701,10 @@ func (x *Index) queryTerms(text string) ([]queryTerm, float64) {
 			return rest[i].term < rest[j].term
 		})
 		qt.alts = append(qt.alts, rest...)
-		df := float64(x.vocab[qt.alts[0].term])
-		qt.idf = 1 + math.Log(n/(df+1))
+		qt.idf = idf(n, x.vocab[qt.alts[0].term])
 		out = append(out, qt)
 	}
 	return out, unknown
-}
-
-// clause is one term query of a search: alternative alt of query word
-// term, looked up in field.
-type clause struct {
-	term  int
-	field int
-	boost float64 // the alternative's boost
-}
-
-// buildQuery returns the bleve query of a search. It is one flat
-// disjunction of term queries, one per word alternative and field, whose
-// per-clause scores (bleve's tf-idf, with unit boosts) are combined by
-// x.score rather than by bleve's disjunction scorer: that one multiplies by
-// the share of clauses matched, which would punish a word for having many
-// synonyms or fields.
-func (x *Index) buildQuery(terms []queryTerm) query.Query {
-	var clauses []clause
-	var qs []query.Query
-	for ti, qt := range terms {
-		for _, a := range qt.alts {
-			for fi, f := range scoredFields {
-				if x.fieldBoost(fi) <= 0 {
-					continue
-				}
-				tq := bleve.NewTermQuery(a.term)
-				tq.SetField(f)
-				qs = append(qs, tq)
-				clauses = append(clauses, clause{term: ti, field: fi, boost: a.boost})
-			}
-		}
-	}
-	d := bleve.NewDisjunctionQuery(qs...)
-	d.RetrieveScoreBreakdown(true)
-	sc := &scorer{x: x, clauses: clauses, nterms: len(terms), best: make([]float64, len(terms)*len(scoredFields))}
-	return query.NewCustomScoreQueryWithScorer(d, sc.score, nil, nil)
-}
-
-// scoredFields are the text fields a query word is looked up in, in the
-// order of fieldBoost.
-var scoredFields = []string{fieldName, fieldDesc, fieldParams, fieldServer}
-
-func (x *Index) fieldBoost(i int) float64 {
-	switch i {
-	case 0:
-		return x.boosts.Name
-	case 1:
-		return x.boosts.Desc
-	case 2:
-		return x.boosts.Params
-	default:
-		return x.boosts.Server
-	}
-}
-
-// scorer combines the clause scores of one document: for each query word
-// and field the best alternative (weighted by its boost) counts, fields add
-// up with their boosts, and the sum over words is multiplied by the share
-// of words matched, so a tool matching more of the query ranks higher.
-// One scorer serves one search, which scores documents one at a time.
-type scorer struct {
-	x       *Index
-	clauses []clause
-	nterms  int
-	best    []float64 // [term*fields+field] scratch
-}
-
-func (s *scorer) score(_ context.Context, d *search.DocumentMatch) (float64, error) {
-	nf := len(scoredFields)
-	for i := range s.best {
-		s.best[i] = 0
-	}
-	for ci, v := range d.ScoreBreakdown {
-		c := s.clauses[ci]
-		if w := v * c.boost; w > s.best[c.term*nf+c.field] {
-			s.best[c.term*nf+c.field] = w
-		}
-	}
-	total, matched := 0.0, 0
-	for t := 0; t < s.nterms; t++ {
-		sum := 0.0
-		for f := 0; f < nf; f++ {
-			sum += s.x.fieldBoost(f) * s.best[t*nf+f]
-		}
-		if sum > 0 {
-			matched++
-			total += sum
-		}
-	}
-	return total * float64(matched) / float64(s.nterms), nil
 }
 
 // normalize turns raw relevance scores into similarities in 0..1. The best
@@ -743,5 +746,3 @@ func (x *Index) normalize(hits []Hit, raw []float64, terms []queryTerm, unknown 
 }
 
 func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
-
-var debugExplain = os.Getenv("MCPGW_EXPLAIN") != ""

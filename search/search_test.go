@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -397,4 +400,94 @@ func TestNoHalfAppliedChange(t *testing.T) {
 	}
 	stop.Store(true)
 	wg.Wait()
+}
+
+// TestPruningIsExact checks that giving up candidates that cannot reach the
+// results (toolQuery.depth) changes no answer: every labeled query, with
+// and without its tags, gets the same hits and scores either way, on a
+// registry large enough for common clauses to stop proposing documents.
+func TestPruningIsExact(t *testing.T) {
+	files, err := filepath.Glob("../testdata/catalog/*.json")
+	if err != nil || len(files) == 0 {
+		t.Fatal("no catalog")
+	}
+	var servers []*registry.Server
+	for copyN := 0; copyN < 8; copyN++ {
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, _, err := registry.Parse(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Enabled = true
+			s.Path = fmt.Sprintf("%s-%d", strings.TrimSuffix(s.Path, "/"), copyN)
+			if copyN%2 == 1 { // vary the copies a little so scores differ
+				s.Description += " copy"
+				s.ToolList = s.ToolList[:len(s.ToolList)-len(s.ToolList)/3]
+			}
+			servers = append(servers, s)
+		}
+	}
+	x := newIndex(t, servers...)
+	var doc struct {
+		Queries []struct {
+			Query string   `json:"query"`
+			Tags  []string `json:"tags"`
+		} `json:"queries"`
+	}
+	b, err := os.ReadFile("../testdata/finder/queries.json")
+	if err != nil || json.Unmarshal(b, &doc) != nil {
+		t.Fatal("queries.json")
+	}
+	ctx := context.Background()
+	for _, q := range doc.Queries {
+		for _, tags := range [][]string{nil, q.Tags} {
+			for _, top := range []int{1, 5, 50} {
+				sq := Query{Text: q.Query, Tags: tags, Top: top}
+				x.noPrune = false
+				pruned, err := x.Search(ctx, sq)
+				if err != nil {
+					t.Fatal(err)
+				}
+				x.noPrune = true
+				full, err := x.Search(ctx, sq)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !sameRanking(pruned, full) {
+					t.Errorf("%q tags %v top %d:\npruned %s\nfull   %s", q.Query, tags, top, scored(pruned), scored(full))
+				}
+			}
+		}
+	}
+}
+
+// sameRanking reports whether a and b score alike rank by rank and name
+// the same tool wherever a score is not tied with a neighbour's (the order
+// within ties, and which of them a cut keeps, may differ).
+func sameRanking(a, b []Hit) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Abs(a[i].Score-b[i].Score) > 1e-9 {
+			return false
+		}
+		tied := i > 0 && a[i-1].Score == a[i].Score || i+1 < len(a) && a[i+1].Score == a[i].Score
+		if !tied && (a[i].ServerKey != b[i].ServerKey || a[i].Tool.Name != b[i].Tool.Name) {
+			return false
+		}
+	}
+	return true
+}
+
+func scored(hs []Hit) string {
+	var b strings.Builder
+	for _, h := range hs {
+		fmt.Fprintf(&b, "%s:%s %.3f, ", h.ServerKey, h.Tool.Name, h.Score)
+	}
+	return b.String()
 }

@@ -99,3 +99,21 @@ func TestEditDistance(t *testing.T) {
 		}
 	}
 }
+
+func TestSchemaText(t *testing.T) {
+	tests := []struct{ name, schema, want string }{
+		{"typed", `{"type":"object","properties":{"serial_number":{"type":"string","description":"Product serial"},"opts":{"type":"object","properties":{"deep":{"description":"nested"}}}}}`,
+			"opts deep nested\nserial_number Product serial\n"},
+		{"array items", `{"properties":{"files":{"type":"array","items":{"properties":{"path":{"description":"where"}}}}}}`, "files path where\n"},
+		{"odd shapes read leniently", `{"properties":{"a":{"description":7},"b":{"description":"bee","items":[{"type":"string"}]}}}`, "a b bee\n"},
+		{"not json", `{`, ""},
+		{"empty", ``, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := schemaText([]byte(tt.schema)); got != tt.want {
+				t.Errorf("schemaText = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -19,6 +19,9 @@ import (
 	"github.com/mcpgw/mcpgw/search/searchbench"
 )
 
+// indexOptions are the options of every index the bench builds (-boosts).
+var indexOptions search.Options
+
 func main() {
 	catalog := flag.String("catalog", "testdata/catalog", "directory of registration files")
 	queries := flag.String("queries", "testdata/finder/queries.json", "labeled query set")
@@ -28,7 +31,17 @@ func main() {
 	verbose := flag.Bool("v", false, "list every query that missed rank 1")
 	one := flag.String("q", "", "run only this query against the catalog and print its top 10")
 	tune := flag.Bool("tune", false, "grid-search the field boosts on the query set and print the best")
+	boostsFlag := flag.String("boosts", "", "field boosts to use instead of the defaults: name,desc,params,server,synonym")
 	flag.Parse()
+	if *boostsFlag != "" {
+		var b search.Boosts
+		if _, err := fmt.Sscanf(*boostsFlag, "%g,%g,%g,%g,%g", &b.Name, &b.Desc, &b.Params, &b.Server, &b.Synonym); err != nil {
+			fmt.Fprintln(os.Stderr, "mcpgw-finder-bench: -boosts wants five numbers: name,desc,params,server,synonym")
+			os.Exit(2)
+		}
+		b.Fuzzy = search.DefaultBoosts.Fuzzy
+		indexOptions.Boosts = b
+	}
 	if *tune {
 		if err := tuneBoosts(*catalog, *queries); err != nil {
 			fmt.Fprintln(os.Stderr, "mcpgw-finder-bench:", err)
@@ -59,7 +72,7 @@ func run(catalog, queries string, n, cores, rounds int, verbose bool) error {
 	if err != nil {
 		return err
 	}
-	idx, err := search.New(search.Options{})
+	idx, err := search.New(indexOptions)
 	if err != nil {
 		return err
 	}
@@ -96,9 +109,9 @@ func run(catalog, queries string, n, cores, rounds int, verbose bool) error {
 }
 
 func scale(ctx context.Context, base []*registry.Server, qs []searchbench.LabeledQuery, n, cores, rounds int) error {
-	servers := searchbench.Generate(base, n, 1)
+	servers, origin := searchbench.Generate(base, n, 1)
 	heapBefore := heap()
-	idx, err := search.New(search.Options{})
+	idx, err := search.New(indexOptions)
 	if err != nil {
 		return err
 	}
@@ -113,6 +126,12 @@ func scale(ctx context.Context, base []*registry.Server, qs []searchbench.Labele
 	fmt.Printf("scale: %d servers, %d tools, %d terms\n", st.Servers, st.Tools, st.Terms)
 	fmt.Printf("  build (GOMAXPROCS %d): %s  (%.0f tools/s)\n", runtime.GOMAXPROCS(0), build.Round(time.Millisecond), float64(st.Tools)/build.Seconds())
 	fmt.Printf("  index memory (live heap growth): %.0f MiB\n", float64(int64(heapAfter)-int64(heapBefore))/(1<<20))
+	rep, err := searchbench.EvaluateAs(ctx, idx, qs, origin)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  quality among %d tools (a copy of an expected tool counts): recall@1 %.3f  recall@5 %.3f  MRR %.3f\n",
+		st.Tools, rep.RecallAt1, rep.RecallAt5, rep.MRR)
 
 	// One server updated in place: what a registration or refresh costs.
 	start = time.Now()
@@ -152,7 +171,7 @@ func show(catalog, q string) error {
 	if err != nil {
 		return err
 	}
-	idx, err := search.New(search.Options{})
+	idx, err := search.New(indexOptions)
 	if err != nil {
 		return err
 	}
@@ -192,11 +211,11 @@ func tuneBoosts(catalog, queries string) error {
 		rep searchbench.Report
 	}
 	var runs []run
-	for _, name := range []float64{0.5, 1, 2} {
-		for _, desc := range []float64{1, 2, 3} {
-			for _, params := range []float64{0.25, 0.5, 1} {
-				for _, server := range []float64{0.5, 1, 2} {
-					for _, syn := range []float64{0.3, 0.5, 0.7} {
+	for _, name := range []float64{0.5, 0.75, 1} {
+		for _, desc := range []float64{2, 3} {
+			for _, params := range []float64{0.25, 0.5} {
+				for _, server := range []float64{1, 1.5} {
+					for _, syn := range []float64{0.5, 0.7} {
 						b := search.Boosts{Name: name, Desc: desc, Params: params, Server: server, Synonym: syn, Fuzzy: 0.7}
 						idx, err := search.New(search.Options{Boosts: b})
 						if err != nil {

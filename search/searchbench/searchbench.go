@@ -93,6 +93,13 @@ const K = 10
 
 // Evaluate runs every query against idx and scores the rankings.
 func Evaluate(ctx context.Context, idx *search.Index, qs []LabeledQuery) (Report, error) {
+	return EvaluateAs(ctx, idx, qs, nil)
+}
+
+// EvaluateAs is Evaluate on a generated registry: origin maps a generated
+// "<path key>:<tool>" to the catalog tool it was made from, and a hit
+// counts when its origin is expected.
+func EvaluateAs(ctx context.Context, idx *search.Index, qs []LabeledQuery, origin map[string]string) (Report, error) {
 	r := Report{Queries: len(qs)}
 	for _, q := range qs {
 		hits, err := idx.Search(ctx, search.Query{Text: q.Query, Tags: q.Tags, Top: K})
@@ -106,6 +113,9 @@ func Evaluate(ctx context.Context, idx *search.Index, qs []LabeledQuery) (Report
 		}
 		for i, h := range hits {
 			id := h.ServerKey + ":" + h.Tool.Name
+			if o, ok := origin[id]; ok {
+				id = o
+			}
 			res.Got = append(res.Got, id)
 			if res.Rank == 0 && want[id] {
 				res.Rank = i + 1
@@ -136,7 +146,11 @@ func Evaluate(ctx context.Context, idx *search.Index, qs []LabeledQuery) (Report
 // have words dropped, reordered, replaced by related words, and mixed with
 // words of a synthetic vocabulary, so the generated registry has a long tail
 // of terms as a real one does, not only 294 tools repeated.
-func Generate(base []*registry.Server, n int, seed int64) []*registry.Server {
+//
+// It also returns the origin of every generated tool: "<path key>:<tool>"
+// of the copy to the same of the catalog tool it was made from.
+func Generate(base []*registry.Server, n int, seed int64) ([]*registry.Server, map[string]string) {
+	origin := make(map[string]string, n)
 	rng := rand.New(rand.NewSource(seed))
 	synth := syntheticWords(rng, 20000)
 	var pool []string // words of the whole catalog, for replacements
@@ -172,6 +186,7 @@ func Generate(base []*registry.Server, n int, seed int64) []*registry.Server {
 					nt.Name = t.Name + "_" + synth[rng.Intn(len(synth))]
 				}
 				tools = append(tools, nt)
+				origin[registry.PathKey(s.Path)+":"+nt.Name] = registry.PathKey(b.Path) + ":" + t.Name
 				total++
 			}
 			s.ToolList = tools
@@ -179,7 +194,7 @@ func Generate(base []*registry.Server, n int, seed int64) []*registry.Server {
 			out = append(out, s)
 		}
 	}
-	return out
+	return out, origin
 }
 
 func vary(rng *rand.Rand, text string, pool, synth []string) string {
