@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mark3labs/mcp-go/server"
 	"github.com/rs/zerolog"
 
 	"github.com/mcpgw/mcpgw/auth"
@@ -99,7 +100,10 @@ type Gateway struct {
 	routes atomic.Pointer[routeTable]
 	loaded atomic.Bool
 	meta   http.Handler
-	api    *http.ServeMux
+	// metaMCP is the meta server itself, to tell its connected clients
+	// when the set of services changes.
+	metaMCP *server.MCPServer
+	api     *http.ServeMux
 
 	metrics *Metrics
 	finder  Finder
@@ -139,6 +143,12 @@ func (g *Gateway) Load(ctx context.Context) error {
 	// Subscribe first, then list: a change committed in between is applied
 	// by the subscription and then overwritten by the same state from List.
 	g.reg.Subscribe(g.apply)
+	// MCP has no "services changed" notification; tools/list_changed is the
+	// one clients act on, and every meta tool's answers depend on the
+	// services. Sending is non-blocking, so this never slows a write.
+	g.reg.Subscribe(func(registry.Event) {
+		g.metaMCP.SendNotificationToAllClients("notifications/tools/list_changed", nil)
+	})
 	servers, err := g.reg.List(ctx)
 	if err != nil {
 		return fmt.Errorf("gateway: load routes: %w", err)

@@ -75,6 +75,7 @@ func (g *Gateway) newMetaServer() http.Handler {
 	g.addFinderTool(s)
 	g.addInvokeTool(s)
 
+	g.metaMCP = s
 	return server.NewStreamableHTTPServer(s,
 		server.WithEndpointPath("/mcpgw/mcp"),
 		// The gateway applies its own DNS-rebinding check to every path.
