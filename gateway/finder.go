@@ -69,9 +69,20 @@ func (g *Gateway) find(ctx context.Context, p *auth.Principal, fp findParams) ([
 		}
 		return ok && g.policy.Allowed(p, path, "tools/call", tool)
 	}
-	hits, err := g.finder.Search(ctx, search.Query{Text: fp.Query, Tags: fp.Tags, Top: fp.Top, MaxServers: fp.MaxServers, Allow: allow})
+	// Ask for more than wanted so that tools of unhealthy servers can move
+	// behind healthy ones without leaving the answer short: unhealthy
+	// servers stay listed (a real call may still work) but rank last.
+	want := fp.Top
+	if want <= 0 {
+		want = search.DefaultTop
+	}
+	hits, err := g.finder.Search(ctx, search.Query{Text: fp.Query, Tags: fp.Tags, Top: min(2*want, search.MaxTop), MaxServers: fp.MaxServers, Allow: allow})
 	if err != nil {
 		return nil, err
+	}
+	hits = g.healthyFirst(hits)
+	if len(hits) > want {
+		hits = hits[:want]
 	}
 	out := make([]finderResult, 0, len(hits))
 	for _, h := range hits {
@@ -87,6 +98,21 @@ func (g *Gateway) find(ctx context.Context, p *auth.Principal, fp findParams) ([
 		})
 	}
 	return out, nil
+}
+
+// healthyFirst moves hits on unhealthy servers behind the others, keeping
+// the order within each group.
+func (g *Gateway) healthyFirst(hits []search.Hit) []search.Hit {
+	out := make([]search.Hit, 0, len(hits))
+	var later []search.Hit
+	for _, h := range hits {
+		if g.health.Health(h.ServerKey).Status == registry.HealthUnhealthy {
+			later = append(later, h)
+			continue
+		}
+		out = append(out, h)
+	}
+	return append(out, later...)
 }
 
 // inputError is bad input to the finder or invoke_tool: a 400 at the REST
