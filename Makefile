@@ -33,5 +33,12 @@ bench: build
 	$(GO) build -o bin/mcpgw-bench ./cmd/mcpgw-bench
 	./bin/mcpgw-bench -gateway $(BIN) -out bench/results.json
 
+# Measures the tool finder (see BENCHMARKS.md, "Finder"): recall@1, recall@5
+# and MRR of testdata/finder/queries.json over testdata/catalog, then build
+# time, memory, quality and query latency on 100,000 generated tools.
+# FINDER_BENCH_FLAGS=-tools=0 skips the large registry; -v lists every miss.
+bench-finder:
+	$(GO) run ./cmd/mcpgw-finder-bench $(FINDER_BENCH_FLAGS)
+
 clean:
 	rm -rf bin

@@ -67,11 +67,15 @@ type toolQuery struct {
 func (x *Index) buildQuery(terms []queryTerm, tags []string) *toolQuery {
 	q := &toolQuery{x: x, nterms: len(terms), tags: tags}
 	for ti, qt := range terms {
-		for _, a := range qt.alts {
+		for ai, a := range qt.alts {
 			for fi := range scoredFields {
-				if x.fieldBoost(fi) > 0 {
-					q.clauses = append(q.clauses, clause{alt: a.term, term: ti, field: fi, boost: a.boost})
+				// Synonyms and corrections are looked up in the name and the
+				// description only: in parameter names and server texts they
+				// matched more noise than sense (see BENCHMARKS.md).
+				if x.fieldBoost(fi) <= 0 || ai > 0 && fi >= 2 {
+					continue
 				}
+				q.clauses = append(q.clauses, clause{alt: a.term, term: ti, field: fi, boost: a.boost})
 			}
 		}
 	}
@@ -200,6 +204,11 @@ type toolSearcher struct {
 	depth int
 	top   minHeap // the depth best scores yielded
 	queue driverQueue
+	// grp and grpSum bound what the scorers can add to a document: per
+	// (word, field) group the largest scorer bound, summed. Set on the
+	// first demotion.
+	grp    []float64
+	grpSum float64
 }
 
 var _ search.Searcher = (*toolSearcher)(nil)
@@ -450,9 +459,27 @@ func (s *toolSearcher) demote() {
 	if th <= 0 {
 		return
 	}
+	if s.grp == nil {
+		// What the scorers can add at most: per word and field only the
+		// best alternative counts, so the largest bound of each group.
+		s.grp = make([]float64, len(s.best))
+		for _, i := range s.scorers {
+			k := s.group(i)
+			s.grp[k] = max(s.grp[k], s.bound[i])
+		}
+		for _, v := range s.grp {
+			s.grpSum += v
+		}
+	}
 	moved := false
-	for s.demoted < len(s.drivers) && s.rest[0]+s.bound[s.drivers[s.demoted]] < th {
+	for s.demoted < len(s.drivers) {
 		i := s.drivers[s.demoted]
+		k := s.group(i)
+		sum := s.grpSum - s.grp[k] + max(s.grp[k], s.bound[i])
+		if sum >= th {
+			break
+		}
+		s.grp[k], s.grpSum = max(s.grp[k], s.bound[i]), sum
 		s.demoted++
 		if s.curr[i] == nil {
 			s.ended[i] = true // a started driver without a match has ended
@@ -470,6 +497,12 @@ func (s *toolSearcher) demote() {
 	if s.demoted == len(s.drivers) {
 		s.done = true
 	}
+}
+
+// group is the (word, field) slot of clause i in best.
+func (s *toolSearcher) group(i int) int {
+	c := s.q.clauses[i]
+	return c.term*len(scoredFields) + c.field
 }
 
 // sumRest recomputes rest: rest[j] is the bounds of scorers[j:] summed.

@@ -102,14 +102,8 @@ type Index struct {
 	an     analysis.Analyzer
 	syn    map[string][]alt
 
-	mu      sync.RWMutex
-	bi      bleve.Index
-	servers map[string]*entry
-	vocab   map[string]int32 // analyzed term -> number of tools containing it
-	// impact bounds what a term can score in a field: the largest
-	// sqrt(frequency)/sqrt(field length) of any tool indexed since the last
-	// build (deletions leave it, which keeps it a bound).
-	impact impacts
+	mu sync.RWMutex
+	*state
 	// vocabGen counts vocabulary changes; the correction lexicon built
 	// from the vocabulary (lex, at generation lexGen) is rebuilt when
 	// they differ.
@@ -117,9 +111,29 @@ type Index struct {
 	lexMu    sync.Mutex
 	lex      []lexEntry
 	lexGen   uint64
-	tools    int
-	batches  int  // batches applied since the index was last built whole
+	batches  int // batches applied since the index was last built whole
+	closed   bool
 	noPrune  bool // tests: score every candidate fully
+
+	// Background compaction (see maybeCompactLocked).
+	compacting  bool
+	dirty       map[string]bool // servers changed while compacting
+	buildGen    uint64          // counts whole builds; a compaction overtaken by one is dropped
+	compactWG   sync.WaitGroup
+	compactHook func() // tests: runs in the compaction before it installs
+}
+
+// state is what one bleve index holds: the index and, kept in step with
+// it, the entries it was built from, their vocabulary and term impacts.
+type state struct {
+	bi      bleve.Index
+	servers map[string]*entry
+	vocab   map[string]int32 // analyzed term -> number of tools containing it
+	// impact bounds what a term can score in a field: the largest
+	// sqrt(frequency)/sqrt(field length) of any tool indexed since the
+	// state was built (deletions leave it, which keeps it a bound).
+	impact impacts
+	tools  int
 }
 
 // entry is one indexed (enabled) server.
@@ -148,13 +162,18 @@ func New(opts Options) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	x := &Index{boosts: b, log: opts.Log, an: an, bi: bi, servers: map[string]*entry{}, vocab: map[string]int32{}, impact: newImpacts()}
+	x := &Index{boosts: b, log: opts.Log, an: an,
+		state: &state{bi: bi, servers: map[string]*entry{}, vocab: map[string]int32{}, impact: newImpacts()}}
 	x.syn = buildSynonyms(an, synonymGroups)
 	return x, nil
 }
 
-// Close releases the index.
+// Close releases the index, after any compaction in progress.
 func (x *Index) Close() error {
+	x.mu.Lock()
+	x.closed = true
+	x.mu.Unlock()
+	x.compactWG.Wait()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.bi.Close()
@@ -194,16 +213,36 @@ func (x *Index) Rebuild(servers []*registry.Server) error {
 }
 
 // rebuildBatch is how many tools go into one bleve batch when building.
-const rebuildBatch = 20000
+const rebuildBatch = 50000
 
 func (x *Index) rebuildLocked(servers []*registry.Server) error {
-	bi, err := newBleve()
+	st, err := x.build(servers)
 	if err != nil {
 		return err
 	}
-	entries := make(map[string]*entry, len(servers))
-	vocab := make(map[string]int32)
-	impact := newImpacts()
+	x.buildGen++
+	x.install(st)
+	return nil
+}
+
+// install makes st the index's state and closes the previous one.
+func (x *Index) install(st *state) {
+	old := x.state
+	x.state, x.batches = st, 0
+	x.vocabGen++
+	if old != nil && old.bi != nil {
+		_ = old.bi.Close()
+	}
+}
+
+// build makes a new state holding servers (disabled ones skipped). It reads
+// nothing of x's state, so it may run without x.mu.
+func (x *Index) build(servers []*registry.Server) (*state, error) {
+	bi, err := newBleve()
+	if err != nil {
+		return nil, err
+	}
+	st := &state{bi: bi, servers: make(map[string]*entry, len(servers)), vocab: map[string]int32{}, impact: newImpacts()}
 	type work struct {
 		e *entry
 		i int
@@ -214,7 +253,7 @@ func (x *Index) rebuildLocked(servers []*registry.Server) error {
 			continue
 		}
 		e := newEntry(s)
-		entries[e.key()] = e
+		st.servers[e.key()] = e
 		for i := range s.ToolList {
 			if e.tools[s.ToolList[i].Name] == i { // a duplicate name: the first one wins
 				todo = append(todo, work{e, i})
@@ -232,24 +271,19 @@ func (x *Index) rebuildLocked(servers []*registry.Server) error {
 		})
 		b := bi.NewBatch()
 		for k, w := range chunk {
-			if err := x.addDoc(b, vocab, impact, w.e, w.i, fields[k]); err != nil {
+			if err := x.addDoc(b, st.vocab, st.impact, w.e, w.i, fields[k]); err != nil {
 				bi.Close()
-				return err
+				return nil, err
 			}
 			fields[k] = toolFields{}
 		}
 		if err := bi.Batch(b); err != nil {
 			bi.Close()
-			return fmt.Errorf("search: build: %w", err)
+			return nil, fmt.Errorf("search: build: %w", err)
 		}
 	}
-	old := x.bi
-	x.bi, x.servers, x.vocab, x.impact, x.tools, x.batches = bi, entries, vocab, impact, len(todo), 0
-	x.vocabGen++
-	if old != nil {
-		_ = old.Close()
-	}
-	return nil
+	st.tools = len(todo)
+	return st, nil
 }
 
 // parallel runs fn(0..n-1) on every core.
@@ -291,33 +325,15 @@ func (x *Index) Put(s *registry.Server) error {
 	if !s.Enabled {
 		return x.Remove(s.Path)
 	}
-	s = s.Clone()
-	e := newEntry(s)
+	e := newEntry(s.Clone())
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	b := x.bi.NewBatch()
-	delta := map[string]int32{}
-	removed := 0
-	if old := x.servers[e.key()]; old != nil {
-		removed = x.deleteDocs(b, delta, old)
+	if err := x.putState(x.state, e.key(), e); err != nil {
+		return err
 	}
-	added := 0
-	for i := range s.ToolList {
-		if e.tools[s.ToolList[i].Name] != i {
-			continue
-		}
-		if err := x.addDoc(b, delta, x.impact, e, i, x.fields(s, &s.ToolList[i])); err != nil {
-			return err
-		}
-		added++
-	}
-	if err := x.bi.Batch(b); err != nil {
-		return fmt.Errorf("search: index %s: %w", s.Path, err)
-	}
-	x.servers[e.key()] = e
-	x.tools += added - removed
-	x.applyVocab(delta)
-	return x.maybeCompactLocked()
+	x.vocabGen++
+	x.maybeCompactLocked(e.key())
+	return nil
 }
 
 // Remove drops every tool of the server at path (with or without slashes).
@@ -325,50 +341,118 @@ func (x *Index) Remove(path string) error {
 	key := registry.PathKey(path)
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	old := x.servers[key]
-	if old == nil {
+	if x.servers[key] == nil {
 		return nil
 	}
-	b := x.bi.NewBatch()
-	delta := map[string]int32{}
-	removed := x.deleteDocs(b, delta, old)
-	if err := x.bi.Batch(b); err != nil {
-		return fmt.Errorf("search: remove %s: %w", old.srv.Path, err)
+	if err := x.putState(x.state, key, nil); err != nil {
+		return err
 	}
-	delete(x.servers, key)
-	x.tools -= removed
-	x.applyVocab(delta)
-	return x.maybeCompactLocked()
+	x.vocabGen++
+	x.maybeCompactLocked(key)
+	return nil
+}
+
+// putState makes st hold e as the server at key (nil: none) in one bleve
+// batch, keeping its entries, vocabulary and tool count in step.
+func (x *Index) putState(st *state, key string, e *entry) error {
+	b := st.bi.NewBatch()
+	delta := map[string]int32{}
+	removed, added := 0, 0
+	if old := st.servers[key]; old != nil {
+		removed = x.deleteDocs(b, delta, old)
+	}
+	if e != nil {
+		s := e.srv
+		for i := range s.ToolList {
+			if e.tools[s.ToolList[i].Name] != i {
+				continue
+			}
+			if err := x.addDoc(b, delta, st.impact, e, i, x.fields(s, &s.ToolList[i])); err != nil {
+				return err
+			}
+			added++
+		}
+	}
+	if err := st.bi.Batch(b); err != nil {
+		return fmt.Errorf("search: index /%s: %w", key, err)
+	}
+	if e != nil {
+		st.servers[key] = e
+	} else {
+		delete(st.servers, key)
+	}
+	st.tools += added - removed
+	for t, d := range delta {
+		if n := st.vocab[t] + d; n > 0 {
+			st.vocab[t] = n
+		} else {
+			delete(st.vocab, t)
+		}
+	}
+	return nil
 }
 
 // compactAfter is how many incremental batches the in-memory index takes
 // before it is rebuilt whole. Each batch adds a segment that is never merged
-// without a persister, and searches slow down as segments pile up; a
-// rebuild from the entries is cheap at registry sizes (see BENCHMARKS.md).
-const compactAfter = 200
+// without a persister, and searches slow down as segments pile up.
+const compactAfter = 64
 
-func (x *Index) maybeCompactLocked() error {
+// maybeCompactLocked counts a batch applied for the server at key and, every
+// compactAfter batches, starts rebuilding the index whole in the background:
+// searches and updates go on meanwhile, updates are noted and replayed on
+// the new index, which is then swapped in at once.
+func (x *Index) maybeCompactLocked(key string) {
 	x.batches++
-	if x.batches < compactAfter {
-		return nil
+	if x.compacting {
+		x.dirty[key] = true
+		return
+	}
+	if x.batches < compactAfter || x.closed {
+		return
 	}
 	servers := make([]*registry.Server, 0, len(x.servers))
 	for _, e := range x.servers {
 		servers = append(servers, e.srv)
 	}
-	return x.rebuildLocked(servers)
+	x.compacting, x.dirty = true, map[string]bool{}
+	gen := x.buildGen
+	x.compactWG.Add(1)
+	go func() {
+		defer x.compactWG.Done()
+		start := time.Now()
+		st, err := x.build(servers)
+		if x.compactHook != nil {
+			x.compactHook()
+		}
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		x.compacting = false
+		if err == nil && (x.closed || x.buildGen != gen) {
+			_ = st.bi.Close() // closed, or overtaken by a whole rebuild
+			return
+		}
+		for k := range x.dirty {
+			if err != nil {
+				break
+			}
+			err = x.putState(st, k, x.servers[k])
+		}
+		x.dirty = nil
+		if err != nil {
+			if st != nil {
+				_ = st.bi.Close()
+			}
+			x.log.Error().Err(err).Msg("finder index compaction failed; the current index stays in use")
+			x.batches = 0 // try again after as many changes
+			return
+		}
+		x.install(st)
+		x.log.Debug().Int("tools", st.tools).Dur("duration", time.Since(start)).Msg("finder index compacted")
+	}()
 }
 
-func (x *Index) applyVocab(delta map[string]int32) {
-	x.vocabGen++
-	for t, d := range delta {
-		if n := x.vocab[t] + d; n > 0 {
-			x.vocab[t] = n
-		} else {
-			delete(x.vocab, t)
-		}
-	}
-}
+// waitCompaction waits for a compaction in progress (tests).
+func (x *Index) waitCompaction() { x.compactWG.Wait() }
 
 func newEntry(s *registry.Server) *entry {
 	e := &entry{srv: s, tools: make(map[string]int, len(s.ToolList))}

@@ -192,7 +192,7 @@ func TestScores(t *testing.T) {
 
 // state is what the index holds: its bleve documents and its entries, which
 // must agree with each other, with the vocabulary and with the tool count.
-func state(t *testing.T, x *Index) []string {
+func indexState(t *testing.T, x *Index) []string {
 	t.Helper()
 	x.mu.RLock()
 	defer x.mu.RUnlock()
@@ -322,7 +322,7 @@ func TestFollowsRegistry(t *testing.T) {
 	for _, st := range steps {
 		st.do()
 		want := storeState(t, reg)
-		if got := state(t, x); !reflect.DeepEqual(got, want) && (len(got) > 0 || len(want) > 0) {
+		if got := indexState(t, x); !reflect.DeepEqual(got, want) && (len(got) > 0 || len(want) > 0) {
 			t.Fatalf("after %s: index %q, store %q", st.name, got, want)
 		}
 	}
@@ -335,7 +335,7 @@ func TestFollowsRegistry(t *testing.T) {
 	if err := y.Load(ctx, reg.List); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := state(t, y), state(t, x); !reflect.DeepEqual(got, want) {
+	if got, want := indexState(t, y), indexState(t, x); !reflect.DeepEqual(got, want) {
 		t.Errorf("reloaded index %q, live index %q", got, want)
 	}
 	hits, err := x.Search(ctx, Query{Text: "gamma"})
@@ -344,20 +344,50 @@ func TestFollowsRegistry(t *testing.T) {
 	}
 }
 
-// TestCompaction checks that the periodic whole rebuild keeps the contents.
+// TestCompaction checks that the periodic whole rebuild, which runs in the
+// background, keeps the contents, including changes made while it ran.
 func TestCompaction(t *testing.T) {
 	x := newIndex(t)
-	for i := 0; i < compactAfter+5; i++ {
-		s := srv(fmt.Sprintf("/s%d", i%7), nil, "", fmt.Sprintf("tool_%d", i))
-		if err := x.Put(s); err != nil {
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	x.compactHook = func() {
+		started <- struct{}{}
+		<-release
+	}
+	for i := 0; i < compactAfter; i++ {
+		if err := x.Put(srv(fmt.Sprintf("/s%d", i%7), nil, "", fmt.Sprintf("tool_%d", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := len(state(t, x)); got != 7 {
-		t.Errorf("%d tools after compaction, want 7", got)
+	<-started // the compaction has built its index and waits to install it
+	// Changes while it waits must survive the swap.
+	if err := x.Put(srv("/late", nil, "", "arrived_late")); err != nil {
+		t.Fatal(err)
 	}
-	if x.batches >= compactAfter {
-		t.Errorf("%d batches since the last build; the index was never compacted", x.batches)
+	if err := x.Remove("/s0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Put(srv("/s1", nil, "", "replaced_tool")); err != nil {
+		t.Fatal(err)
+	}
+	hits, err := x.Search(context.Background(), Query{Text: "arrived late"})
+	if err != nil || len(hits) != 1 {
+		t.Fatalf("search during compaction: %q, %v", ids(hits), err)
+	}
+	close(release)
+	x.waitCompaction()
+	got := indexState(t, x)
+	want := []string{"late:arrived_late", "s1:replaced_tool", "s2:tool_58", "s3:tool_59", "s4:tool_60", "s5:tool_61", "s6:tool_62"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("after compaction %q, want %q", got, want)
+	}
+	if x.batches != 0 {
+		t.Errorf("%d batches counted since the compaction, want 0", x.batches)
+	}
+	for _, q := range []string{"arrived late", "replaced", "tool 62"} {
+		if hits, err := x.Search(context.Background(), Query{Text: q}); err != nil || len(hits) == 0 {
+			t.Errorf("search %q after compaction: %q, %v", q, ids(hits), err)
+		}
 	}
 }
 
