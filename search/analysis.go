@@ -5,6 +5,8 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/analysis"
@@ -75,7 +77,44 @@ func newAnalyzer() (analysis.Analyzer, error) {
 		}
 		filters = append(filters, f)
 	}
+	// Stemming is a third of the cost of analysis, and tool texts repeat a
+	// small vocabulary: remember each word's stem.
+	n := len(filters)
+	filters = append(filters[:n-2:n-2], &cachedStems{stemmers: filters[n-2:]})
 	return &analysis.DefaultAnalyzer{Tokenizer: tok, TokenFilters: filters}, nil
+}
+
+// maxCachedStems bounds the stem cache; words beyond it are stemmed each time.
+const maxCachedStems = 1 << 18
+
+// cachedStems applies stemmers to each token through a cache of their
+// result per word. It is safe for concurrent use.
+type cachedStems struct {
+	stemmers []analysis.TokenFilter
+	m        sync.Map // word -> stem ([]byte, never modified)
+	n        atomic.Int64
+}
+
+func (c *cachedStems) Filter(input analysis.TokenStream) analysis.TokenStream {
+	for _, tok := range input {
+		if v, ok := c.m.Load(string(tok.Term)); ok {
+			tok.Term = v.([]byte)
+			continue
+		}
+		word := string(tok.Term)
+		one := analysis.TokenStream{{Term: tok.Term}}
+		for _, f := range c.stemmers {
+			one = f.Filter(one)
+		}
+		stem := one[0].Term
+		if c.n.Load() < maxCachedStems {
+			if _, loaded := c.m.LoadOrStore(word, stem); !loaded {
+				c.n.Add(1)
+			}
+		}
+		tok.Term = stem
+	}
+	return input
 }
 
 // newBleve opens an empty in-memory index. It is scorch without a path:
