@@ -69,6 +69,9 @@ type Authenticator struct {
 	keys KeyStore
 	oidc *OIDC
 	now  func() time.Time
+	// sessions opens the compact UI sessions of an OIDCLogin; nil until
+	// NewOIDCLogin sets it.
+	sessions Sealer
 }
 
 // NewAuthenticator returns an Authenticator that accepts gateway API keys
@@ -116,6 +119,9 @@ func bearer(v string) string {
 func (a *Authenticator) Verify(ctx context.Context, token string) (*Principal, error) {
 	if token == "" {
 		return nil, ErrNoToken
+	}
+	if strings.HasPrefix(token, sessionPrefix) {
+		return a.verifySession(token)
 	}
 	if !strings.HasPrefix(token, APIKeyPrefix) {
 		if a.oidc != nil && looksLikeJWT(token) {

@@ -34,6 +34,29 @@ type ProviderOptions struct {
 	Resources []string `json:"resources"`
 	// Scopes the resources grant.
 	Scopes []string `json:"scopes"`
+	// WebClients are authorization-code clients (PKCE required); setting
+	// any turns on the provider's development login and consent pages.
+	WebClients []WebClient `json:"web_clients,omitempty"`
+	// Users gives login names (any name signs in) groups and extra
+	// access-token claims.
+	Users map[string]User `json:"users,omitempty"`
+}
+
+// WebClient is an authorization-code client of the real provider, such as
+// the gateway's web UI.
+type WebClient struct {
+	ID string `json:"client_id"`
+	// Secret makes it a confidential client (client_secret_basic); empty
+	// makes it a public client that authenticates with PKCE alone.
+	Secret       string   `json:"client_secret,omitempty"`
+	RedirectURIs []string `json:"redirect_uris"`
+}
+
+// User is an account of the provider's development login.
+type User struct {
+	Groups []string `json:"groups,omitempty"` // the access tokens' "groups" claim
+	// Claims are added to the user's access tokens as they are.
+	Claims map[string]any `json:"claims,omitempty"`
 }
 
 // Provider is a running oidc-provider.

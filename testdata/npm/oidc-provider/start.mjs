@@ -10,6 +10,14 @@
 // Clients use the client_credentials grant; with a resource indicator (RFC
 // 8707) the access token is a JWT (typ at+jwt) for that audience, carrying
 // the client's groups in a "groups" claim.
+//
+// For the web UI's sign-in (authorization code with PKCE) the config may add
+//   "web_clients": [{"client_id": "...", "client_secret": "..." (none: a public client),
+//                    "redirect_uris": ["http://127.0.0.1:<port>/ui/callback"]}],
+//   "users":       {"alice": {"groups": ["..."], "claims": {...}}}
+// which turns on the provider's development login pages (devInteractions:
+// any login name and password sign in, then a consent page). A user's
+// groups and extra claims go into the access tokens issued for them.
 import crypto from "node:crypto";
 import http from "node:http";
 import Provider, { errors } from "oidc-provider";
@@ -18,6 +26,8 @@ const cfg = JSON.parse(process.env.MCPGW_OIDC_CONFIG || "{}");
 const clients = cfg.clients || [];
 const resources = new Set(cfg.resources || []);
 const scopes = cfg.scopes || [];
+const webClients = cfg.web_clients || [];
+const users = cfg.users || {};
 const port = Number(process.env.PORT || 0);
 
 const { privateKey } = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 });
@@ -36,11 +46,20 @@ server.listen(port, "127.0.0.1", () => {
       response_types: [],
       token_endpoint_auth_method: c.auth_method || "client_secret_basic",
       scope: c.scope || scopes.join(" "),
-    })),
+    })).concat(webClients.map((c) => ({
+      client_id: c.client_id,
+      ...(c.client_secret
+        ? { client_secret: c.client_secret, token_endpoint_auth_method: "client_secret_basic" }
+        : { token_endpoint_auth_method: "none" }),
+      grant_types: ["authorization_code"],
+      response_types: ["code"],
+      redirect_uris: c.redirect_uris || [],
+      scope: ["openid", ...scopes].join(" "),
+    }))),
     jwks: { keys: [jwk] },
     scopes: ["openid", ...scopes],
     features: {
-      devInteractions: { enabled: false },
+      devInteractions: { enabled: webClients.length > 0 },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -58,7 +77,13 @@ server.listen(port, "127.0.0.1", () => {
         },
       },
     },
+    // Web clients always send PKCE (S256), public or not.
+    pkce: { required: (_ctx, client) => webClients.some((c) => c.client_id === client.clientId) },
     extraTokenClaims: (_ctx, token) => {
+      if (token.accountId) {
+        const u = users[token.accountId];
+        return u ? { ...(u.claims || {}), ...(u.groups ? { groups: u.groups } : {}) } : undefined;
+      }
       const c = clients.find((x) => x.client_id === token.clientId);
       return c && c.groups ? { groups: c.groups } : undefined;
     },
