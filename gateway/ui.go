@@ -259,8 +259,20 @@ func (g *Gateway) uiCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.setSession(w, r, tok)
-	http.Redirect(w, r, "/", http.StatusFound)
+	// The provider's redirect to this callback is a cross-site navigation,
+	// and browsers send no SameSite=Strict cookie anywhere along it: a 302
+	// to / would land on a page that looks signed out. This page moves on
+	// to / by itself, a same-site navigation that carries the new session.
+	setPageHeaders(w.Header())
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write([]byte(signedInPage))
 }
+
+// signedInPage ends a successful OIDC sign-in (see uiCallback).
+const signedInPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=/"><title>mcpgw: signed in</title></head>
+<body><p>Signed in. <a href="/">Continue to mcpgw</a>.</p></body></html>
+`
 
 func (g *Gateway) setSession(w http.ResponseWriter, r *http.Request, token string) uiSession {
 	var b [18]byte

@@ -94,5 +94,7 @@ server.listen(port, "127.0.0.1", () => {
 });
 
 for (const sig of ["SIGTERM", "SIGINT"]) {
-  process.on(sig, () => server.close(() => process.exit(0)));
+  // closeAllConnections: a browser's idle keep-alive connections must not
+  // hold the exit up.
+  process.on(sig, () => { server.close(() => process.exit(0)); server.closeAllConnections(); });
 }
