@@ -239,6 +239,10 @@ func (l *OIDCLogin) Finish(r *http.Request, callbackURL string) (string, error) 
 	tok, err := conf.Exchange(context.WithValue(ctx, oauth2.HTTPClient, l.a.oidc.opts.HTTPClient), code, oauth2.VerifierOption(f.Verifier))
 	if err != nil {
 		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && (re.ErrorCode == "invalid_client" || re.ErrorCode == "unauthorized_client") {
+			return "", fmt.Errorf("%w: it did not accept the gateway's client %q (%s); the administrator should check its client id and secret",
+				ErrSignInRefused, l.cfg.ClientID, describeTokenError(re))
+		}
 		if errors.As(err, &re) {
 			return "", fmt.Errorf("%w: it did not accept the authorization code (%s)", ErrSignInRefused, describeTokenError(re))
 		}

@@ -22,11 +22,22 @@ import (
 //	    groups_claim: groups         # default; e.g. cognito:groups, realm_access.roles
 //	    scope_groups:                # optional: OAuth scope -> groups
 //	      mcp:tools: [support-team]
+//	    ui_client_id: mcpgw-ui       # optional: web UI sign-in with this issuer (see uilogin.go)
+//	    ui_client_secret_file: /run/secrets/ui-client-secret   # none: a public client (PKCE only)
+//	    ui_scopes: [groups]          # asked for besides openid
+//	    ui_params: {resource: https://mcpgw.example.com}       # extra authorization request parameters
+//	    ui_name: Keycloak            # on the button; default the issuer's host
 type oidcIssuer struct {
 	Issuer      string              `json:"issuer"`
 	Audience    stringOrList        `json:"audience"`
 	GroupsClaim string              `json:"groups_claim"`
 	ScopeGroups map[string][]string `json:"scope_groups"`
+
+	UIClientID         string            `json:"ui_client_id"`
+	UIClientSecretFile string            `json:"ui_client_secret_file"`
+	UIScopes           stringOrList      `json:"ui_scopes"`
+	UIParams           map[string]string `json:"ui_params"`
+	UIName             string            `json:"ui_name"`
 }
 
 // stringOrList is a YAML value given as one string or a list of strings.
@@ -83,6 +94,7 @@ func (c *serveConfig) validateOIDC() []error {
 			}
 		}
 	}
+	errs = append(errs, c.validateUILogin()...)
 	for _, iss := range c.OIDCIssuer {
 		check("oidc_issuer", iss)
 	}

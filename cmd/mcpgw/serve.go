@@ -136,6 +136,9 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 	if err != nil {
 		return failed(err)
 	}
+	if err := setUILogin(cfg, gw, authn, sealer, lg); err != nil {
+		return failed(err)
+	}
 	if err := gw.Load(ctx); err != nil {
 		return failed(err)
 	}
