@@ -291,7 +291,11 @@ func (l *OIDCLogin) oauthConfig(ctx context.Context, redirect string) (*oauth2.C
 	if l.endpoint.AuthURL == "" {
 		prov, err := oidc.NewProvider(oidc.ClientContext(ctx, l.a.oidc.opts.HTTPClient), l.cfg.Issuer)
 		if err != nil {
-			return nil, fmt.Errorf("the identity provider %s cannot be reached (%v)", l.cfg.Issuer, err)
+			msg := err.Error() // may quote the provider's answer: keep it short
+			if len(msg) > 200 {
+				msg = msg[:200] + "…"
+			}
+			return nil, fmt.Errorf("the identity provider %s cannot be reached (%s)", l.cfg.Issuer, msg)
 		}
 		ep := prov.Endpoint()
 		if ep.AuthURL == "" || ep.TokenURL == "" {

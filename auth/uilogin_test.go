@@ -395,3 +395,26 @@ func TestNewOIDCLoginChecksItsConfig(t *testing.T) {
 		t.Fatalf("compact session without UI sign-in = %v, want ErrInvalidToken", err)
 	}
 }
+
+func TestUILoginStartWithProviderDown(t *testing.T) {
+	iss := authtest.NewIssuer(t)
+	o := newOIDC(t, auth.OIDCOptions{}, auth.IssuerConfig{Issuer: iss.URL, Audiences: []string{"mcpgw"}})
+	l, err := auth.NewOIDCLogin(auth.NewAuthenticator(noKeys{}, auth.Options{OIDC: o}), auth.UILoginConfig{Issuer: iss.URL, ClientID: "ui", Name: "Down IdP"}, auth.UILoginOptions{Sealer: newSealer(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss.Close()
+	w := httptest.NewRecorder()
+	l.Start(w, httptest.NewRequest(http.MethodGet, "http://127.0.0.1/ui/login/start", nil), "http://127.0.0.1/ui/callback")
+	if w.Code != http.StatusBadGateway || !strings.Contains(w.Body.String(), "Sign in with Down IdP is not available right now: the identity provider "+iss.URL+" cannot be reached") {
+		t.Fatalf("Start with the provider down: %d %q", w.Code, w.Body.String())
+	}
+	if w.Header().Get("Set-Cookie") != "" || w.Header().Get("Location") != "" {
+		t.Fatalf("Start with the provider down set a cookie or redirected: %v", w.Header())
+	}
+	w = httptest.NewRecorder()
+	l.Start(w, httptest.NewRequest(http.MethodPost, "http://127.0.0.1/ui/login/start", nil), "http://127.0.0.1/ui/callback")
+	if w.Code != http.StatusMethodNotAllowed {
+		t.Fatalf("POST to Start: %d, want 405", w.Code)
+	}
+}
