@@ -22,7 +22,7 @@ func (s *Service) Reload(ctx context.Context, key string) error {
 	}
 	var old *Server
 	if sn := s.snap.Load(); sn != nil {
-		old = sn.byKey[key]
+		old, _ = sn.get(key)
 	}
 	switch {
 	case srv == nil && old == nil && s.snap.Load() != nil:
@@ -59,7 +59,7 @@ func (s *Service) Reconcile(ctx context.Context) (int, error) {
 	for _, srv := range servers {
 		key := PathKey(srv.Path)
 		inStore[key] = true
-		if old, ok := sn.byKey[key]; ok && sameStored(old, srv) {
+		if old, ok := sn.get(key); ok && sameStored(old, srv) {
 			continue
 		}
 		s.notify(Event{Kind: EventPut, Key: key, Server: srv})

@@ -46,22 +46,28 @@ type Service struct {
 
 // snapshot is an immutable view of every server, ordered by path key.
 type snapshot struct {
-	byKey  map[string]*Server
 	sorted []*Server
 }
 
 func newSnapshot(servers []*Server) *snapshot {
-	sn := &snapshot{byKey: make(map[string]*Server, len(servers)), sorted: servers}
+	sn := &snapshot{sorted: servers}
 	sort.Slice(sn.sorted, func(i, j int) bool { return PathKey(sn.sorted[i].Path) < PathKey(sn.sorted[j].Path) })
-	for _, srv := range servers {
-		sn.byKey[PathKey(srv.Path)] = srv
-	}
 	return sn
+}
+
+// get finds a server by path key with a binary search: no map to copy on
+// every commit, which made bulk registration quadratic.
+func (sn *snapshot) get(key string) (*Server, bool) {
+	i := sort.Search(len(sn.sorted), func(i int) bool { return PathKey(sn.sorted[i].Path) >= key })
+	if i < len(sn.sorted) && PathKey(sn.sorted[i].Path) == key {
+		return sn.sorted[i], true
+	}
+	return nil, false
 }
 
 // with returns a copy of sn with ev applied: O(n) copying, no re-sort.
 func (sn *snapshot) with(ev Event) *snapshot {
-	out := &snapshot{byKey: make(map[string]*Server, len(sn.byKey)+1), sorted: make([]*Server, 0, len(sn.sorted)+1)}
+	out := &snapshot{sorted: make([]*Server, 0, len(sn.sorted)+1)}
 	i := sort.Search(len(sn.sorted), func(i int) bool { return PathKey(sn.sorted[i].Path) >= ev.Key })
 	out.sorted = append(out.sorted, sn.sorted[:i]...)
 	if ev.Kind == EventPut {
@@ -71,9 +77,6 @@ func (sn *snapshot) with(ev Event) *snapshot {
 		i++ // replaced or removed
 	}
 	out.sorted = append(out.sorted, sn.sorted[i:]...)
-	for _, srv := range out.sorted {
-		out.byKey[PathKey(srv.Path)] = srv
-	}
 	return out
 }
 
@@ -182,7 +185,7 @@ func (s *Service) Get(ctx context.Context, path string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, ok := sn.byKey[PathKey(path)]
+	srv, ok := sn.get(PathKey(path))
 	if !ok {
 		return nil, notFound("get", path, ErrNotFound)
 	}

@@ -393,9 +393,17 @@ func (x *Index) putState(st *state, key string, e *entry) error {
 }
 
 // compactAfter is how many incremental batches the in-memory index takes
-// before it is rebuilt whole. Each batch adds a segment that is never merged
-// without a persister, and searches slow down as segments pile up.
+// at least before it is rebuilt whole. Each batch adds a segment that is
+// never merged without a persister, and searches slow down as segments pile
+// up. The threshold grows with the index (compactEvery): a rebuild costs
+// time in proportion to the whole index, so a fixed threshold made bulk
+// registration quadratic (10,000 servers: a whole rebuild every 64).
 const compactAfter = 64
+
+// compactEvery is the share of the servers that must have changed before a
+// whole rebuild: with 1/8, rebuilding costs at most about 8 times the
+// indexing of the changes themselves.
+const compactEvery = 8
 
 // maybeCompactLocked counts a batch applied for the server at key and, every
 // compactAfter batches, starts rebuilding the index whole in the background:
@@ -407,7 +415,7 @@ func (x *Index) maybeCompactLocked(key string) {
 		x.dirty[key] = true
 		return
 	}
-	if x.batches < compactAfter || x.closed {
+	if x.batches < max(compactAfter, len(x.servers)/compactEvery) || x.closed {
 		return
 	}
 	servers := make([]*registry.Server, 0, len(x.servers))
