@@ -86,8 +86,11 @@ func run(ctx context.Context, cfg config) (*results, error) {
 			return nil, fmt.Errorf("unknown section %q", name)
 		}
 		fmt.Fprintf(os.Stderr, "mcpgw-bench: %s...\n", name)
+		// A failed section is reported and the others still run, so one
+		// stall does not lose every figure of a long run.
 		if err := fn(ctx, r); err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+			fmt.Fprintf(os.Stderr, "mcpgw-bench: %s failed: %v\n", name, err)
+			r.add(figure{Section: name, Name: "section failed", Errors: 1, Note: firstLine(err.Error())})
 		}
 	}
 	return r, nil
