@@ -65,6 +65,7 @@ func newOIDCUIEnv(t *testing.T, host string) *oidcUIEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { ln.Close() }) // when the test ends before serving (no provider installed)
 	base := fmt.Sprintf("http://%s:%d", host, ln.Addr().(*net.TCPAddr).Port)
 	prov := authtest.StartProvider(t, authtest.ProviderOptions{
 		Resources:  []string{gwAudience},
@@ -353,8 +354,8 @@ func TestUIOIDCSignIn(t *testing.T) {
 // which must still land on a signed-in page although the session cookie is
 // SameSite=Strict.
 func TestUIOIDCSignInBrowser(t *testing.T) {
-	ctx := newBrowser(t)
 	e := newOIDCUIEnv(t, "localhost")
+	ctx := newBrowser(t)
 	browse(t, ctx, chromedp.Navigate(e.base+"/"))
 	waitJS(t, ctx, "the sign-in button", "document.querySelector('#signin-open')")
 	browse(t, ctx, chromedp.Click(chromedp.CSS("#signin-open")), chromedp.Click(chromedp.CSS(`a[href="/ui/login/start"]`)))
