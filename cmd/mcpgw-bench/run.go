@@ -260,26 +260,33 @@ func firstLine(s string) string {
 	return s
 }
 
-// streaming: upstream send → client receipt of progress notifications.
+// streaming: upstream send → client receipt of progress notifications. A
+// side whose stream breaks counts an error and the others go on.
 func (e *env) streaming(ctx context.Context, r *results) error {
 	sides := []side{e.direct, e.viaGW, e.viaNaive}
 	samples := make([]durations, len(sides))
+	errs := make([]int, len(sides))
 	for round := 0; round*10 < e.cfg.streamCount; round++ {
 		for i, s := range sides {
 			c, err := e.conn(ctx, s, false)
 			if err != nil {
-				return err
+				errs[i]++
+				continue
 			}
 			lat, err := c.progressLatencies(ctx, 10)
 			if err != nil {
-				return fmt.Errorf("%s: %w", s.name, err)
+				errs[i]++
+				fmt.Fprintf(os.Stderr, "mcpgw-bench: streaming %s: %v\n", s.name, err)
 			}
 			samples[i] = append(samples[i], lat...)
 		}
 	}
 	for i, name := range []string{"mcpgw", "reverseproxy"} {
-		r.compare("streaming (progress notification delivery)", name+" p50", "µs", us(samples[i+1].pct(50)), "direct", us(samples[0].pct(50)), 0)
+		r.compare("streaming (progress notification delivery)", name+" p50", "µs", us(samples[i+1].pct(50)), "direct", us(samples[0].pct(50)), errs[i+1])
 		r.compare("streaming (progress notification delivery)", name+" p99", "µs", us(samples[i+1].pct(99)), "direct", us(samples[0].pct(99)), 0)
+	}
+	if errs[0] > 0 {
+		r.add(figure{Section: "streaming (progress notification delivery)", Name: "direct errors", Unit: "errors", Errors: errs[0]})
 	}
 	return nil
 }
