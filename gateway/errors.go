@@ -7,6 +7,7 @@ import (
 
 	"github.com/mcpgw/mcpgw/auth"
 	"github.com/mcpgw/mcpgw/registry"
+	"github.com/mcpgw/mcpgw/search"
 )
 
 // apiError is the JSON body of every REST error (SPEC section 3).
@@ -45,6 +46,8 @@ func statusOf(err error) int {
 		return http.StatusUnauthorized
 	case errors.Is(err, errForbidden):
 		return http.StatusForbidden
+	case errors.Is(err, search.ErrBuilding):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, errUpstream):
 		return http.StatusBadGateway
 	default:

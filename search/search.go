@@ -7,6 +7,7 @@ package search
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -33,6 +34,11 @@ const (
 // ErrEmptyQuery is returned by Search when a query has neither text nor
 // tags. It matches registry.ErrInvalid, so the edge reports it as bad input.
 var ErrEmptyQuery = fmt.Errorf("a query text or at least one tag is required: %w", registry.ErrInvalid)
+
+// ErrBuilding is answered while the index is first built in the background
+// (LoadInBackground): the gateway serves and relays meanwhile, only the
+// finder must wait.
+var ErrBuilding = errors.New("the tool finder is still building its index; try again in a moment")
 
 // Boosts weigh where a query word is found. The defaults were tuned on the
 // labeled query set in testdata/finder (see BENCHMARKS.md).
@@ -117,6 +123,7 @@ type Index struct {
 
 	// Background compaction (see maybeCompactLocked).
 	compacting  bool
+	loading     bool            // the first build runs in the background (LoadInBackground)
 	dirty       map[string]bool // servers changed while compacting
 	buildGen    uint64          // counts whole builds; a compaction overtaken by one is dropped
 	compactWG   sync.WaitGroup
@@ -205,6 +212,40 @@ func (x *Index) Load(ctx context.Context, list func(context.Context) ([]*registr
 	return nil
 }
 
+// LoadInBackground lists the servers now and builds the index from them in
+// the background, so that a gateway with a large registry serves at once.
+// Changes committed meanwhile are applied as usual and replayed on the new
+// index; until it is installed, Search answers ErrBuilding.
+func (x *Index) LoadInBackground(ctx context.Context, list func(context.Context) ([]*registry.Server, error)) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	servers, err := list(ctx)
+	if err != nil {
+		return fmt.Errorf("search: load: %w", err)
+	}
+	x.loading = true
+	x.startBuildLocked(servers, "finder index built")
+	return nil
+}
+
+// WaitLoaded waits up to d for a background first load to finish and
+// reports whether the index is ready.
+func (x *Index) WaitLoaded(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		x.mu.RLock()
+		loading := x.loading
+		x.mu.RUnlock()
+		if !loading {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // Rebuild replaces the index's contents with servers (disabled ones skipped).
 func (x *Index) Rebuild(servers []*registry.Server) error {
 	x.mu.Lock()
@@ -221,6 +262,7 @@ func (x *Index) rebuildLocked(servers []*registry.Server) error {
 		return err
 	}
 	x.buildGen++
+	x.loading = false // a whole build overtakes a background first load
 	x.install(st)
 	return nil
 }
@@ -342,6 +384,10 @@ func (x *Index) Remove(path string) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.servers[key] == nil {
+		if x.compacting {
+			// Absent here but perhaps in the index being built: replay.
+			x.dirty[key] = true
+		}
 		return nil
 	}
 	if err := x.putState(x.state, key, nil); err != nil {
@@ -422,6 +468,14 @@ func (x *Index) maybeCompactLocked(key string) {
 	for _, e := range x.servers {
 		servers = append(servers, e.srv)
 	}
+	x.startBuildLocked(servers, "finder index compacted")
+}
+
+// startBuildLocked builds an index from servers in the background while
+// searches and updates go on against the current one; updates made
+// meanwhile are noted and replayed on the new index, which is then swapped
+// in at once. Compaction and the first load in the background use it.
+func (x *Index) startBuildLocked(servers []*registry.Server, done string) {
 	x.compacting, x.dirty = true, map[string]bool{}
 	gen := x.buildGen
 	x.compactWG.Add(1)
@@ -450,12 +504,20 @@ func (x *Index) maybeCompactLocked(key string) {
 			if st != nil {
 				_ = st.bi.Close()
 			}
-			x.log.Error().Err(err).Msg("finder index compaction failed; the current index stays in use")
+			x.log.Error().Err(err).Msg("finder index build failed; the current index stays in use")
 			x.batches = 0 // try again after as many changes
+			if x.loading {
+				x.startBuildLocked(servers, done) // the first build must land
+			}
 			return
 		}
+		x.loading = false
 		x.install(st)
-		x.log.Debug().Int("tools", st.tools).Dur("duration", time.Since(start)).Msg("finder index compacted")
+		ev := x.log.Debug()
+		if done == "finder index built" {
+			ev = x.log.Info()
+		}
+		ev.Int("servers", len(st.servers)).Int("tools", st.tools).Dur("duration", time.Since(start)).Msg(done)
 	}()
 }
 
@@ -538,6 +600,9 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
+	if x.loading {
+		return nil, ErrBuilding
+	}
 	c := collector{q: q, top: top, seen: map[string]bool{}}
 	if text == "" {
 		x.listByTags(&c, tags)

@@ -95,8 +95,14 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 	// Subscribe before loading: Load holds the index while it lists the
 	// store, so a change committed meanwhile is applied after it, in order.
 	reg.Subscribe(finder.Apply)
-	if err := finder.Load(ctx, reg.List); err != nil {
+	// The index is built in the background: a large registry (100,000
+	// tools take over a minute) must not hold up relaying. A small one is
+	// ready before the listener opens.
+	if err := finder.LoadInBackground(ctx, reg.List); err != nil {
 		return failed(err)
+	}
+	if !finder.WaitLoaded(2 * time.Second) {
+		lg.Info().Msg("finder index is still being built; the finder answers 503 until it is ready")
 	}
 	sessions := upstream.NewSessions(up.Transport(), version, upstream.SessionOptions{})
 	defer sessions.Close()
