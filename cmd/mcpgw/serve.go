@@ -101,7 +101,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 	if err := finder.LoadInBackground(ctx, reg.List); err != nil {
 		return failed(err)
 	}
-	if !finder.WaitLoaded(2 * time.Second) {
+	if !finder.WaitLoaded(500 * time.Millisecond) {
 		lg.Info().Msg("finder index is still being built; the finder answers 503 until it is ready")
 	}
 	sessions := upstream.NewSessions(up.Transport(), version, upstream.SessionOptions{})
