@@ -231,7 +231,7 @@ func (g *Gateway) healthMap(ctx context.Context, p *auth.Principal) (map[string]
 	out := make(map[string]healthEntry, len(servers))
 	for _, s := range servers {
 		h := g.healthOf(s)
-		out[s.Path] = healthEntry{Status: h.Display(), LastCheckedISO: h.LastCheckedISO(), NumTools: len(g.visibleTools(p, s))}
+		out[s.Path] = healthEntry{Status: h.Display(), LastCheckedISO: h.LastCheckedISO(), NumTools: g.countVisibleTools(p, s)}
 	}
 	return out, nil
 }

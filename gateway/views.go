@@ -42,7 +42,7 @@ func (g *Gateway) summarize(p *auth.Principal, s *registry.Server) serviceSummar
 		ServerName: s.ServerName, Path: s.Path, Description: s.Description,
 		Tags: nonNil(s.Tags), Enabled: s.Enabled,
 		HealthStatus: h.Display(), LastCheckedISO: h.LastCheckedISO(),
-		NumTools:            len(g.visibleTools(p, s)),
+		NumTools:            g.countVisibleTools(p, s),
 		SupportedTransports: nonNil(s.SupportedTransports),
 		AuthProvider:        s.AuthProvider, AuthType: s.AuthType,
 	}
@@ -105,6 +105,18 @@ func (g *Gateway) visibleTools(p *auth.Principal, s *registry.Server) []registry
 		}
 	}
 	return out
+}
+
+// countVisibleTools is len(visibleTools(p, s)) without copying the tools:
+// list_services asks it for every server.
+func (g *Gateway) countVisibleTools(p *auth.Principal, s *registry.Server) int {
+	n := 0
+	for _, t := range s.ToolList {
+		if g.policy.Allowed(p, s.Path, "tools/call", t.Name) {
+			n++
+		}
+	}
+	return n
 }
 
 // details is the full public view of one server (header values redacted),
