@@ -296,8 +296,11 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The placeholder host becomes a closed loopback port: the gateway's
+	// health checker probes what is registered, and tests send nothing
+	// (not even a DNS query) off this machine.
 	real := filepath.Join(tmp, "gateway-config.json")
-	if err := os.WriteFile(real, bytes.ReplaceAll(seedBytes, []byte("<YOUR-GATEWAY-ID>"), []byte("abc123xyz")), 0o600); err != nil {
+	if err := os.WriteFile(real, bytes.ReplaceAll(seedBytes, []byte("<YOUR-GATEWAY-ID>.gateway.bedrock-agentcore.us-east-1.amazonaws.com"), []byte("127.0.0.1:9")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
