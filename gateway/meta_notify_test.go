@@ -1,12 +1,9 @@
 package gateway
 
 import (
-	"context"
 	"testing"
 	"time"
 
-	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 )
 
@@ -14,29 +11,12 @@ import (
 // when the set of services changes, so it can list them again.
 func TestMetaNotifiesServiceChanges(t *testing.T) {
 	env := newEnv(t, Options{})
-	tr, err := transport.NewStreamableHTTP(env.srv.URL+"/mcpgw/mcp", transport.WithContinuousListening())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := client.NewClient(tr, client.WithProtocolVersion("2025-06-18"))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	got := make(chan struct{}, 16)
-	c.OnNotification(func(n mcp.JSONRPCNotification) {
+	connectListening(t, env.srv.URL+"/mcpgw/mcp", func(n mcp.JSONRPCNotification) {
 		if n.Method == "notifications/tools/list_changed" {
 			got <- struct{}{}
 		}
 	})
-	init := mcp.InitializeRequest{}
-	init.Params.ClientInfo = mcp.Implementation{Name: "notify-test", Version: "1"}
-	init.Params.ProtocolVersion = "2025-06-18"
-	if _, err := c.Initialize(ctx, init); err != nil {
-		t.Fatal(err)
-	}
 	select {
 	case <-got:
 		t.Fatal("notified before any change")

@@ -14,6 +14,32 @@ import (
 	"github.com/mcpgw/mcpgw/upstream/upstreamtest"
 )
 
+// connectListening initializes an MCP session (2025-06-18) at url with the
+// server-to-client GET stream open, calling onNote for every notification.
+func connectListening(t *testing.T, url string, onNote func(mcp.JSONRPCNotification)) *client.Client {
+	t.Helper()
+	tr, err := transport.NewStreamableHTTP(url, transport.WithContinuousListening())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.NewClient(tr, client.WithProtocolVersion("2025-06-18"))
+	// The GET stream lives on the Start context: it must outlast this call.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.OnNotification(onNote)
+	init := mcp.InitializeRequest{}
+	init.Params.ClientInfo = mcp.Implementation{Name: t.Name(), Version: "1"}
+	init.Params.ProtocolVersion = "2025-06-18"
+	if _, err := c.Initialize(ctx, init); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // recordingHealth is a HealthSource that records Recheck calls.
 type recordingHealth struct {
 	mu   sync.Mutex
@@ -45,19 +71,8 @@ func TestRelayedListChangedTriggersRecheck(t *testing.T) {
 	up := upstreamtest.New(t, upstreamtest.Options{})
 	env.register(t, map[string]any{"server_name": "lc", "path": "/lc", "proxy_pass_url": up.URL})
 
-	tr, err := transport.NewStreamableHTTP(env.srv.URL+"/lc/mcp", transport.WithContinuousListening())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := client.NewClient(tr, client.WithProtocolVersion("2025-06-18"))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	got := make(chan struct{}, 1)
-	c.OnNotification(func(n mcp.JSONRPCNotification) {
+	connectListening(t, env.srv.URL+"/lc/mcp", func(n mcp.JSONRPCNotification) {
 		if n.Method == "notifications/tools/list_changed" {
 			select {
 			case got <- struct{}{}:
@@ -65,12 +80,6 @@ func TestRelayedListChangedTriggersRecheck(t *testing.T) {
 			}
 		}
 	})
-	init := mcp.InitializeRequest{}
-	init.Params.ClientInfo = mcp.Implementation{Name: "lc-test", Version: "1"}
-	init.Params.ProtocolVersion = "2025-06-18"
-	if _, err := c.Initialize(ctx, init); err != nil {
-		t.Fatal(err)
-	}
 	if calls := rec.calls(); len(calls) != 0 {
 		t.Fatalf("recheck before any change: %v", calls)
 	}
