@@ -250,9 +250,14 @@ func UnmarshalStorage(b []byte) (*Server, error) {
 	if err := json.Unmarshal(b, &d); err != nil {
 		return nil, fmt.Errorf("registry: decode stored server: %w", err)
 	}
+	// Unknown fields are rare: look for them with a key scan, and decode
+	// the document a second time (as a map) only when there are some.
+	// Start-up decodes every stored server, so this halves its work.
 	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return nil, fmt.Errorf("registry: decode stored server: %w", err)
+	if !onlyKnownKeys(b) {
+		if err := json.Unmarshal(b, &raw); err != nil {
+			return nil, fmt.Errorf("registry: decode stored server: %w", err)
+		}
 	}
 	s := &Server{
 		ServerName: d.ServerName, Description: d.Description, Path: d.Path,
@@ -270,6 +275,84 @@ func UnmarshalStorage(b []byte) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// onlyKnownKeys reports whether every top-level key of the JSON object b
+// (already validated) is a known field. Anything it does not follow (an
+// escaped key, a malformed document) reports false, which costs only the
+// map decode it was meant to save.
+func onlyKnownKeys(b []byte) bool {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
+	i = skipWS(b, i+1)
+	for i < len(b) && b[i] != '}' {
+		if b[i] != '"' {
+			return false
+		}
+		end := skipJSON(b, i)
+		key := b[i+1 : end-1]
+		if bytes.IndexByte(key, '\\') >= 0 || !knownFields[string(key)] {
+			return false
+		}
+		i = skipWS(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		i = skipWS(b, skipJSON(b, skipWS(b, i+1)))
+		if i < len(b) && b[i] == ',' {
+			i = skipWS(b, i+1)
+		}
+	}
+	return i < len(b)
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipJSON returns the index just after the JSON value that starts at b[i].
+func skipJSON(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		for i++; i < len(b); i++ {
+			switch b[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1
+			}
+		}
+		return i
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = skipJSON(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return i
+	default:
+		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\n' && b[i] != '\r' && b[i] != '\t' {
+			i++
+		}
+		return i
+	}
 }
 
 // knownFields are the registration fields of SPEC section 2, plus the state
