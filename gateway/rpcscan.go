@@ -3,6 +3,8 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
+
+	"github.com/mcpgw/mcpgw/registry"
 )
 
 // scanRPC reads what the relay needs from a JSON-RPC body — each message's
@@ -11,7 +13,7 @@ import (
 // JSON (json.Valid), which scanRPC relies on to skip values by brackets.
 // It returns the same messages and errors as decoding with encoding/json.
 func scanRPC(body []byte) ([]rpcMessage, error) {
-	i := skipSpace(body, 0)
+	i := registry.SkipJSONSpace(body, 0)
 	if i == len(body) {
 		return nil, errors.New("empty body")
 	}
@@ -24,7 +26,7 @@ func scanRPC(body []byte) ([]rpcMessage, error) {
 		}
 		msgs = []rpcMessage{m}
 	case '[':
-		i = skipSpace(body, i+1)
+		i = registry.SkipJSONSpace(body, i+1)
 		for i < len(body) && body[i] != ']' {
 			if body[i] != '{' {
 				return nil, errors.New("batch element is not an object")
@@ -34,9 +36,9 @@ func scanRPC(body []byte) ([]rpcMessage, error) {
 				return nil, err
 			}
 			msgs = append(msgs, m)
-			i = skipSpace(body, next)
+			i = registry.SkipJSONSpace(body, next)
 			if i < len(body) && body[i] == ',' {
-				i = skipSpace(body, i+1)
+				i = registry.SkipJSONSpace(body, i+1)
 			}
 		}
 		if len(msgs) == 0 {
@@ -93,15 +95,15 @@ func scanObject(body []byte, i int, fn func(key, value []byte) error, end *int) 
 	if i >= len(body) || body[i] != '{' {
 		return errors.New("not an object")
 	}
-	i = skipSpace(body, i+1)
+	i = registry.SkipJSONSpace(body, i+1)
 	for i < len(body) && body[i] != '}' {
 		ks := i
-		ke := skipValue(body, i)
+		ke := registry.SkipJSONValue(body, i)
 		key := body[ks+1 : ke-1]
-		i = skipSpace(body, ke)
-		i = skipSpace(body, i+1) // the ':'
+		i = registry.SkipJSONSpace(body, ke)
+		i = registry.SkipJSONSpace(body, i+1) // the ':'
 		vs := i
-		ve := skipValue(body, i)
+		ve := registry.SkipJSONValue(body, i)
 		if hasEscape(key) {
 			var k string
 			if err := json.Unmarshal(body[ks:ke], &k); err != nil {
@@ -112,9 +114,9 @@ func scanObject(body []byte, i int, fn func(key, value []byte) error, end *int) 
 		if err := fn(key, body[vs:ve]); err != nil {
 			return err
 		}
-		i = skipSpace(body, ve)
+		i = registry.SkipJSONSpace(body, ve)
 		if i < len(body) && body[i] == ',' {
-			i = skipSpace(body, i+1)
+			i = registry.SkipJSONSpace(body, i+1)
 		}
 	}
 	if end != nil {
@@ -144,51 +146,4 @@ func hasEscape(b []byte) bool {
 		}
 	}
 	return false
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipValue returns the index just after the JSON value starting at b[i].
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return i
-	}
-	switch b[i] {
-	case '"':
-		for i++; i < len(b); i++ {
-			switch b[i] {
-			case '\\':
-				i++
-			case '"':
-				return i + 1
-			}
-		}
-		return i
-	case '{', '[':
-		depth := 0
-		for ; i < len(b); i++ {
-			switch b[i] {
-			case '"':
-				i = skipValue(b, i) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-		}
-		return i
-	default:
-		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\n' && b[i] != '\r' && b[i] != '\t' {
-			i++
-		}
-		return i
-	}
 }

@@ -282,41 +282,45 @@ func UnmarshalStorage(b []byte) (*Server, error) {
 // escaped key, a malformed document) reports false, which costs only the
 // map decode it was meant to save.
 func onlyKnownKeys(b []byte) bool {
-	i := skipWS(b, 0)
+	i := SkipJSONSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return false
 	}
-	i = skipWS(b, i+1)
+	i = SkipJSONSpace(b, i+1)
 	for i < len(b) && b[i] != '}' {
 		if b[i] != '"' {
 			return false
 		}
-		end := skipJSON(b, i)
+		end := SkipJSONValue(b, i)
 		key := b[i+1 : end-1]
 		if bytes.IndexByte(key, '\\') >= 0 || !knownFields[string(key)] {
 			return false
 		}
-		i = skipWS(b, end)
+		i = SkipJSONSpace(b, end)
 		if i >= len(b) || b[i] != ':' {
 			return false
 		}
-		i = skipWS(b, skipJSON(b, skipWS(b, i+1)))
+		i = SkipJSONSpace(b, SkipJSONValue(b, SkipJSONSpace(b, i+1)))
 		if i < len(b) && b[i] == ',' {
-			i = skipWS(b, i+1)
+			i = SkipJSONSpace(b, i+1)
 		}
 	}
 	return i < len(b)
 }
 
-func skipWS(b []byte, i int) int {
+// SkipJSONSpace returns the index of the first non-whitespace byte of b at
+// or after i.
+func SkipJSONSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
 	}
 	return i
 }
 
-// skipJSON returns the index just after the JSON value that starts at b[i].
-func skipJSON(b []byte, i int) int {
+// SkipJSONValue returns the index just after the JSON value that starts at
+// b[i], following only brackets and strings: b must be valid JSON. The
+// registry's key scan and the relay's JSON-RPC scan share it.
+func SkipJSONValue(b []byte, i int) int {
 	if i >= len(b) {
 		return i
 	}
@@ -336,7 +340,7 @@ func skipJSON(b []byte, i int) int {
 		for ; i < len(b); i++ {
 			switch b[i] {
 			case '"':
-				i = skipJSON(b, i) - 1
+				i = SkipJSONValue(b, i) - 1
 			case '{', '[':
 				depth++
 			case '}', ']':
