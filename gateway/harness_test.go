@@ -72,7 +72,7 @@ func newFixture(t *testing.T) *fixture {
 	f.store, f.reg = store, registry.NewService(store)
 	f.deps = Deps{
 		Registry: f.reg, Verifier: auth.NewAuthenticator(store, auth.Options{}), Policy: auth.NewPolicy(),
-		Tools: f.up, Transport: f.up.Transport(), Sealer: sealer, Log: zerolog.Nop(),
+		Tools: f.up, Transport: f.up.RelayTransport(), Sealer: sealer, Log: zerolog.Nop(),
 	}
 	return f
 }

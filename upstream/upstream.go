@@ -33,6 +33,7 @@ type Options struct {
 type Client struct {
 	opts      Options
 	transport *http.Transport
+	relay     *H1Transport
 	http      *http.Client
 	version   string
 }
@@ -61,14 +62,24 @@ func New(opts Options, version string) *Client {
 		// which would buffer and re-frame event streams.
 		DisableCompression: true,
 	}
-	return &Client{opts: opts, transport: tr, http: &http.Client{Transport: tr}, version: version}
+	relay := NewH1Transport(H1Options{MaxIdlePerHost: opts.MaxIdleConnsPerHost, Fallback: tr})
+	return &Client{opts: opts, transport: tr, relay: relay, http: &http.Client{Transport: tr}, version: version}
 }
 
-// Transport returns the shared pooled transport (the relay's round tripper).
+// Transport returns the shared pooled net/http transport, used for the
+// gateway's own MCP sessions and health checks.
 func (c *Client) Transport() *http.Transport { return c.transport }
 
+// RelayTransport returns the relay's round tripper: raw HTTP/1.1 over its own
+// pool (see H1Transport), falling back to Transport for what it does not
+// handle.
+func (c *Client) RelayTransport() *H1Transport { return c.relay }
+
 // Close drops idle upstream connections.
-func (c *Client) Close() { c.transport.CloseIdleConnections() }
+func (c *Client) Close() {
+	c.transport.CloseIdleConnections()
+	c.relay.CloseIdleConnections()
+}
 
 // Endpoint returns the upstream MCP endpoint of s. A bedrock-agentcore
 // server's proxy_pass_url is normalized to the gateway's base URL ending in

@@ -131,7 +131,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 		Verifier:  authn,
 		Policy:    policy,
 		Tools:     up,
-		Transport: up.Transport(),
+		Transport: up.RelayTransport(),
 		Sealer:    sealer,
 		Log:       lg,
 		Finder:    finder,
