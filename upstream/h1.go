@@ -124,11 +124,7 @@ func (t *H1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		c.close()
-		// An upstream may close a pooled connection at any moment; when it
-		// did so before answering a word, the request is sent again on a
-		// new connection (as net/http does), provided its body can be.
-		var nr nothingRead
-		if reused && attempt == 0 && errors.As(err, &nr) && ctx.Err() == nil {
+		if reused && attempt == 0 && ctx.Err() == nil && retryable(req, err) {
 			if req.Body == nil || req.Body == http.NoBody {
 				continue
 			}
@@ -290,6 +286,36 @@ func (c *h1Conn) close() {
 	}
 }
 
+// retryable reports whether a request that failed on a pooled connection
+// may be sent again on a new one. An upstream may close an idle connection
+// at any moment; pooled checks for that before reuse, but the close can
+// still cross the request on the wire. The rules are net/http's: a request
+// the upstream cannot have received whole (its sending failed) goes again;
+// one it may have received, only when sending it twice does no harm (GET,
+// HEAD, OPTIONS, or an Idempotency-Key) and no answer began. A tools/call
+// is never run twice behind the caller's back.
+func retryable(req *http.Request, err error) bool {
+	var nw nothingWritten
+	if errors.As(err, &nw) {
+		return true
+	}
+	var nr nothingRead
+	if !errors.As(err, &nr) {
+		return false
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	return req.Header.Get("Idempotency-Key") != ""
+}
+
+// nothingWritten marks a request whose sending failed.
+type nothingWritten struct{ err error }
+
+func (e nothingWritten) Error() string { return e.err.Error() }
+func (e nothingWritten) Unwrap() error { return e.err }
+
 // nothingRead marks a failure before any byte of the response arrived.
 type nothingRead struct{ err error }
 
@@ -308,7 +334,7 @@ func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetDeadline(aLongTimeAgo) })
 	if err := c.write(req); err != nil {
 		stop()
-		return nil, nothingRead{fmt.Errorf("upstream: write request: %w", err)}
+		return nil, nothingWritten{fmt.Errorf("upstream: write request: %w", err)}
 	}
 	if _, err := c.br.Peek(1); err != nil {
 		stop()
