@@ -104,7 +104,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 	if !finder.WaitLoaded(500 * time.Millisecond) {
 		lg.Info().Msg("finder index is still being built; the finder answers 503 until it is ready")
 	}
-	sessions := upstream.NewSessions(up.Transport(), version, upstream.SessionOptions{})
+	sessions := upstream.NewSessions(up.RelayTransport(), version, upstream.SessionOptions{})
 	defer sessions.Close()
 	// The health checker follows the registry like the routing table. Its
 	// context ends, and its last states are saved, before the store closes.
