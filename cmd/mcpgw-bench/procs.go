@@ -139,9 +139,16 @@ func (p *proc) rss() int64 {
 
 // cpu returns the user+system CPU time the process has used.
 func (p *proc) cpu() time.Duration {
+	user, sys := p.cpuSplit()
+	return user + sys
+}
+
+// cpuSplit returns the user and the system (kernel) CPU time the process
+// has used, from /proc/<pid>/stat.
+func (p *proc) cpuSplit() (user, sys time.Duration) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	s := string(b)
 	if i := strings.LastIndexByte(s, ')'); i >= 0 {
@@ -149,12 +156,12 @@ func (p *proc) cpu() time.Duration {
 	}
 	f := strings.Fields(s)
 	if len(f) < 13 {
-		return 0
+		return 0, 0
 	}
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	const hz = 100 // USER_HZ on Linux
-	return time.Duration(ut+st) * time.Second / hz
+	return time.Duration(ut) * time.Second / hz, time.Duration(st) * time.Second / hz
 }
 
 // adminToken reads the gateway's local admin key.

@@ -158,21 +158,29 @@ func (e *env) throughput(ctx context.Context, r *results) error {
 	for _, n := range e.cfg.clients {
 		calls := make([]int64, len(sides))
 		errs := make([]int64, len(sides))
-		var gwCPU time.Duration
-		var gwCalls int64
+		// CPU of the relaying process while it relays, user and kernel:
+		// mcpgw's and the ReverseProxy's, to read the target against.
+		var cpuUser, cpuSys [3]time.Duration
 		order := []int{0, 1, 2, 2, 1, 0}
 		for _, i := range order {
 			newBefore := e.newConns.Load()
-			cpuBefore := e.gw.cpu()
+			relayProc := map[int]*proc{1: e.gw, 2: e.naive}[i]
+			var userBefore, sysBefore time.Duration
+			if relayProc != nil {
+				userBefore, sysBefore = relayProc.cpuSplit()
+			}
 			ok, bad, err := e.hammer(ctx, sides[i], n, e.cfg.duration/2)
 			if err != nil {
 				return err
 			}
 			calls[i] += ok
 			errs[i] += bad
+			if relayProc != nil {
+				user, sys := relayProc.cpuSplit()
+				cpuUser[i] += user - userBefore
+				cpuSys[i] += sys - sysBefore
+			}
 			if i == 1 {
-				gwCPU += e.gw.cpu() - cpuBefore
-				gwCalls += ok
 				if ok > 0 {
 					conns := float64(e.newConns.Load()-newBefore) / float64(ok) * 1000
 					r.value(fmt.Sprintf("relay throughput (%d clients)", n), "mcpgw new upstream connections per 1000 calls", "conns", conns, "includes the first connection of each client")
@@ -186,8 +194,12 @@ func (e *env) throughput(ctx context.Context, r *results) error {
 		if errs[0] > 0 {
 			r.add(figure{Section: sec, Name: "direct errors", Unit: "errors", Errors: int(errs[0])})
 		}
-		if gwCalls > 0 {
-			r.value(sec, "mcpgw CPU per relayed call", "µs", us(gwCPU)/float64(gwCalls), "gateway process user+system time / calls")
+		if calls[1] > 0 && calls[2] > 0 {
+			per := func(i int) float64 { return us(cpuUser[i]+cpuSys[i]) / float64(calls[i]) }
+			r.compare(sec, "mcpgw CPU per relayed call", "µs", per(1), "reverseproxy", per(2), 0)
+			r.value(sec, "mcpgw CPU per relayed call, kernel part", "µs", us(cpuSys[1])/float64(calls[1]),
+				"system time of the gateway process / calls: the sockets' share, which any relay pays")
+			r.value(sec, "reverseproxy CPU per relayed call, kernel part", "µs", us(cpuSys[2])/float64(calls[2]), "")
 		}
 	}
 	return nil
