@@ -2,68 +2,34 @@ package search
 
 import (
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 
-	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/analysis"
 	"github.com/blevesearch/bleve/v2/analysis/lang/en"
 	"github.com/blevesearch/bleve/v2/analysis/token/lowercase"
-	"github.com/blevesearch/bleve/v2/analysis/tokenizer/single"
 	"github.com/blevesearch/bleve/v2/analysis/tokenizer/unicode"
-	"github.com/blevesearch/bleve/v2/analysis/tokenizer/whitespace"
-	"github.com/blevesearch/bleve/v2/index/scorch"
-	"github.com/blevesearch/bleve/v2/mapping"
 	bleveregistry "github.com/blevesearch/bleve/v2/registry"
-	index "github.com/blevesearch/bleve_index_api"
 
 	"github.com/mcpgw/mcpgw/registry"
 )
 
-// Field names of a tool document.
+// The scored fields of a tool, in the order of toolFields.byField and
+// Index.fieldBoost.
 const (
-	fieldName   = "name"
-	fieldDesc   = "desc"
-	fieldParams = "params"
-	fieldServer = "server"
-	fieldTags   = "tags"
+	fieldName = iota
+	fieldDesc
+	fieldParams
+	fieldServer
+	numFields
 )
-
-// indexOnly: fields are searched, never stored or highlighted; hits are
-// built from the index's own copy of the registry state.
-const indexOnly = index.IndexField
-
-var (
-	// pretokenized indexes text this package has already analyzed: terms
-	// separated by spaces. Documents are analyzed once, here, because the
-	// same terms also feed the vocabulary.
-	pretokenized analysis.Analyzer
-	// keywordAnalyzer indexes a tag as one exact term.
-	keywordAnalyzer analysis.Analyzer
-)
-
-func init() {
-	cache := bleveregistry.NewCache()
-	ws, err := cache.TokenizerNamed(whitespace.Name)
-	if err != nil {
-		panic(err)
-	}
-	one, err := cache.TokenizerNamed(single.Name)
-	if err != nil {
-		panic(err)
-	}
-	pretokenized = &analysis.DefaultAnalyzer{Tokenizer: ws}
-	keywordAnalyzer = &analysis.DefaultAnalyzer{Tokenizer: one}
-}
 
 // newAnalyzer is the English analysis of tool texts and queries: Unicode
 // word segmentation, possessives, lowercase, English stop words, a plural
 // stemmer (Snowball alone keeps "dsns" whole: no vowel) and the Snowball
-// (Porter2) stemmer.
-func newAnalyzer() (analysis.Analyzer, error) {
+// (Porter2) stemmer, all bleve's.
+func newAnalyzer() (*textAnalyzer, error) {
 	cache := bleveregistry.NewCache()
 	tok, err := cache.TokenizerNamed(unicode.Name)
 	if err != nil {
@@ -77,106 +43,102 @@ func newAnalyzer() (analysis.Analyzer, error) {
 		}
 		filters = append(filters, f)
 	}
-	// Stemming is a third of the cost of analysis, and tool texts repeat a
-	// small vocabulary: remember each word's stem.
 	n := len(filters)
-	filters = append(filters[:n-2:n-2], &cachedStems{stemmers: filters[n-2:]})
-	return &analysis.DefaultAnalyzer{Tokenizer: tok, TokenFilters: filters}, nil
+	return &textAnalyzer{tok: tok, filters: filters[: n-2 : n-2], stemmers: filters[n-2:], stems: map[string]string{}}, nil
 }
 
 // maxCachedStems bounds the stem cache; words beyond it are stemmed each time.
 const maxCachedStems = 1 << 18
 
-// cachedStems applies stemmers to each token through a cache of their
-// result per word. It is safe for concurrent use.
-type cachedStems struct {
+// textAnalyzer runs bleve's tokenizer and token filters and then the
+// stemmers through a cache of each word's stem. Stemming was a third of the
+// cost of analysis, and tool texts repeat a small vocabulary; the cache also
+// hands out one shared string per stem, so that analyzing a text allocates
+// no string per token. It is safe for concurrent use.
+type textAnalyzer struct {
+	tok      analysis.Tokenizer
+	filters  []analysis.TokenFilter // before stemming
 	stemmers []analysis.TokenFilter
-	m        sync.Map // word -> stem ([]byte, never modified)
-	n        atomic.Int64
+
+	mu    sync.RWMutex
+	stems map[string]string // word -> stem
 }
 
-func (c *cachedStems) Filter(input analysis.TokenStream) analysis.TokenStream {
-	for _, tok := range input {
-		if v, ok := c.m.Load(string(tok.Term)); ok {
-			tok.Term = v.([]byte)
-			continue
-		}
-		word := string(tok.Term)
-		one := analysis.TokenStream{{Term: tok.Term}}
-		for _, f := range c.stemmers {
-			one = f.Filter(one)
-		}
-		stem := one[0].Term
-		if c.n.Load() < maxCachedStems {
-			if _, loaded := c.m.LoadOrStore(word, stem); !loaded {
-				c.n.Add(1)
-			}
-		}
-		tok.Term = stem
+var _ analysis.Analyzer = (*textAnalyzer)(nil)
+
+// Analyze implements analysis.Analyzer (the synonym table and the query
+// stop words are analyzed through it).
+func (a *textAnalyzer) Analyze(input []byte) analysis.TokenStream {
+	ts := a.words(input)
+	for _, t := range ts {
+		t.Term = []byte(a.stem(t.Term))
 	}
-	return input
+	return ts
 }
 
-// newBleve opens an empty in-memory index. It is scorch without a path:
-// segments live in memory and nothing touches the disk; the registry's
-// store is the source of truth and the index is rebuilt from it at start.
-func newBleve() (bleve.Index, error) {
-	m := mapping.NewIndexMapping()
-	m.DefaultMapping = mapping.NewDocumentDisabledMapping()
-	bi, err := bleve.NewUsing("", m, scorch.Name, scorch.Name, nil)
-	if err != nil {
-		return nil, fmt.Errorf("search: open index: %w", err)
+// words tokenizes input and applies the filters before stemming.
+func (a *textAnalyzer) words(input []byte) analysis.TokenStream {
+	ts := a.tok.Tokenize(input)
+	for _, f := range a.filters {
+		ts = f.Filter(ts)
 	}
-	return bi, nil
+	return ts
 }
 
-// analyze returns the analyzed terms of text, in order.
-func (x *Index) analyze(text string) []string {
+// stem returns the stem of word, from the cache when it is there.
+func (a *textAnalyzer) stem(word []byte) string {
+	a.mu.RLock()
+	s, ok := a.stems[string(word)] // no allocation: the key is only looked up
+	n := len(a.stems)
+	a.mu.RUnlock()
+	if ok {
+		return s
+	}
+	one := analysis.TokenStream{{Term: append([]byte(nil), word...)}}
+	for _, f := range a.stemmers {
+		one = f.Filter(one)
+	}
+	s = string(one[0].Term)
+	if n < maxCachedStems {
+		a.mu.Lock()
+		if prev, ok := a.stems[string(word)]; ok {
+			s = prev
+		} else {
+			a.stems[string(word)] = s
+		}
+		a.mu.Unlock()
+	}
+	return s
+}
+
+// terms returns the analyzed terms of text, in order.
+func (a *textAnalyzer) terms(text string) []string {
 	if text == "" {
 		return nil
 	}
-	ts := x.an.Analyze([]byte(text))
+	ts := a.words([]byte(text))
 	out := make([]string, 0, len(ts))
 	for _, t := range ts {
 		if len(t.Term) > 0 {
-			out = append(out, string(t.Term))
+			if s := a.stem(t.Term); s != "" {
+				out = append(out, s)
+			}
 		}
 	}
 	return out
 }
+
+// analyze returns the analyzed terms of text, in order.
+func (x *Index) analyze(text string) []string { return x.an.terms(text) }
 
 // toolFields are the analyzed terms of one tool document, by field.
 type toolFields struct {
 	name, desc, params, server []string
 }
 
-// byField returns the terms in the order of scoredFields.
-func (f toolFields) byField() [4][]string { return [4][]string{f.name, f.desc, f.params, f.server} }
-
-// impacts holds, per scored field, the largest tf-idf "tf × norm" factor
-// (sqrt(frequency)/sqrt(field length)) each term has in any document.
-type impacts [4]map[string]float32
-
-func newImpacts() impacts {
-	var m impacts
-	for i := range m {
-		m[i] = map[string]float32{}
-	}
-	return m
-}
-
-// add raises the impacts of field fi's terms to those of one document.
-func (m impacts) add(fi int, terms []string) {
-	counts := make(map[string]int, len(terms))
-	for _, t := range terms {
-		counts[t]++
-	}
-	l := math.Sqrt(float64(len(terms)))
-	for t, c := range counts {
-		if v := float32(math.Sqrt(float64(c)) / l); v > m[fi][t] {
-			m[fi][t] = v
-		}
-	}
+// byField returns the terms by field (fieldName, fieldDesc, ...).
+func (f toolFields) byField() [numFields][]string {
+	return [numFields][]string{f.name, f.desc, f.params, f.server}
 }
 
 func (f toolFields) termSet() map[string]bool {
@@ -191,6 +153,30 @@ func (f toolFields) termSet() map[string]bool {
 
 // fields analyzes the searchable texts of tool t of server s.
 func (x *Index) fields(s *registry.Server, t *registry.Tool) toolFields {
+	return x.toolFields(x.serverTerms(s), s, t)
+}
+
+// serverTerms analyzes the text every tool of s shares in its server field:
+// the server's name, description and tags. A build analyzes it once per
+// server rather than once per tool.
+func (x *Index) serverTerms(s *registry.Server) []string {
+	var server strings.Builder
+	server.WriteString(s.ServerName)
+	server.WriteByte('\n')
+	server.WriteString(s.Description)
+	for _, tag := range s.Tags {
+		server.WriteByte(' ')
+		server.WriteString(tag)
+	}
+	return x.analyze(expandIdentifiers(server.String()))
+}
+
+// toolFields analyzes the searchable texts of tool t of server s, whose
+// shared server terms are server (see serverTerms). The tool's server field
+// is those terms followed by the words of its target prefix; analyzing the
+// two texts apart gives the terms of analyzing them joined, since both
+// expandIdentifiers and the tokenizer split at whitespace.
+func (x *Index) toolFields(server []string, s *registry.Server, t *registry.Tool) toolFields {
 	prefix, words := ToolWords(t.Name)
 	// The name's words only: a joined form would lengthen the field and so
 	// weaken every match in it.
@@ -202,23 +188,14 @@ func (x *Index) fields(s *registry.Server, t *registry.Tool) toolFields {
 			desc.WriteByte('\n')
 		}
 	}
-	var server strings.Builder
-	server.WriteString(s.ServerName)
-	server.WriteByte('\n')
-	server.WriteString(s.Description)
-	for _, tag := range s.Tags {
-		server.WriteByte(' ')
-		server.WriteString(tag)
-	}
-	for _, w := range prefix {
-		server.WriteByte(' ')
-		server.WriteString(w)
+	if len(prefix) > 0 {
+		server = append(server[:len(server):len(server)], x.analyze(expandIdentifiers(strings.Join(prefix, " ")))...)
 	}
 	return toolFields{
 		name:   x.analyze(name),
 		desc:   x.analyze(expandIdentifiers(desc.String())),
 		params: x.analyze(expandIdentifiers(schemaText(t.Schema))),
-		server: x.analyze(expandIdentifiers(server.String())),
+		server: server,
 	}
 }
 

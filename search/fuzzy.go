@@ -85,9 +85,9 @@ func (x *Index) lexicon() []lexEntry {
 	if x.lexGen == x.vocabGen && x.lex != nil {
 		return x.lex
 	}
-	lex := make([]lexEntry, 0, len(x.vocab))
-	for t, df := range x.vocab {
-		lex = append(lex, lexEntry{t, letterMask(t), df})
+	lex := make([]lexEntry, 0, len(x.terms))
+	for t, tm := range x.terms {
+		lex = append(lex, lexEntry{t, letterMask(t), tm.tools})
 	}
 	x.lex, x.lexGen = lex, x.vocabGen
 	return lex

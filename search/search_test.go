@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/blevesearch/bleve/v2"
-
 	"github.com/mcpgw/mcpgw/registry"
 	"github.com/mcpgw/mcpgw/registry/sqlite"
 )
@@ -190,48 +188,100 @@ func TestScores(t *testing.T) {
 	}
 }
 
-// state is what the index holds: its bleve documents and its entries, which
-// must agree with each other, with the vocabulary and with the tool count.
+// indexState returns what the index holds, after checking that its parts
+// agree: the doc table with the entries and their spans, the vocabulary and
+// every document frequency with the entries' analyzed texts, the live
+// postings with the document frequencies, the tag index with the servers'
+// tags, and the tool count.
 func indexState(t *testing.T, x *Index) []string {
 	t.Helper()
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	req := bleve.NewSearchRequestOptions(bleve.NewMatchAllQuery(), 100000, 0, false)
-	res, err := x.bi.Search(req)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var docs []string
-	for _, h := range res.Hits {
-		k, tool := splitDocID(h.ID)
-		docs = append(docs, k+":"+tool)
+	dead := 0
+	for d, r := range x.docs {
+		if r.e == nil {
+			dead++
+			continue
+		}
+		k := r.e.key()
+		sp := x.spans[k]
+		if x.servers[k] != r.e || uint32(d) < sp.first || uint32(d) >= sp.first+sp.n {
+			t.Errorf("doc %d (%s:%s) is not in its server's span %+v", d, k, r.e.srv.ToolList[r.tool].Name, sp)
+		}
+		docs = append(docs, k+":"+r.e.srv.ToolList[r.tool].Name)
 	}
 	sort.Strings(docs)
+	if dead != x.dead {
+		t.Errorf("%d tombstones counted, %d in the doc table", x.dead, dead)
+	}
 	var entries []string
 	vocab := map[string]int32{}
+	var df [numFields]map[string]int32
+	for fi := range df {
+		df[fi] = map[string]int32{}
+	}
+	tags := map[string]int{}
 	for k, e := range x.servers {
 		if !e.srv.Enabled {
 			t.Errorf("disabled server %s is indexed", k)
+		}
+		for _, tag := range normalizeTags(e.srv.Tags) {
+			tags[tag]++
+			if !x.tags[tag][k] {
+				t.Errorf("server %s is missing under tag %q", k, tag)
+			}
 		}
 		for i, tool := range e.srv.ToolList {
 			if e.tools[tool.Name] != i {
 				continue
 			}
 			entries = append(entries, k+":"+tool.Name)
-			for term := range x.fields(e.srv, &e.srv.ToolList[i]).termSet() {
+			f := x.fields(e.srv, &e.srv.ToolList[i])
+			for term := range f.termSet() {
 				vocab[term]++
+			}
+			for fi, terms := range f.byField() {
+				seen := map[string]bool{}
+				for _, term := range terms {
+					if !seen[term] {
+						seen[term] = true
+						df[fi][term]++
+					}
+				}
 			}
 		}
 	}
 	sort.Strings(entries)
 	if !reflect.DeepEqual(docs, entries) && (len(docs) > 0 || len(entries) > 0) {
-		t.Errorf("bleve holds %q, entries %q", docs, entries)
+		t.Errorf("doc table holds %q, entries %q", docs, entries)
 	}
 	if x.tools != len(entries) {
 		t.Errorf("tool count %d, entries %d", x.tools, len(entries))
 	}
-	if !reflect.DeepEqual(vocab, x.vocab) && (len(vocab) > 0 || len(x.vocab) > 0) {
-		t.Errorf("vocabulary drifted: %d terms kept, %d recomputed", len(x.vocab), len(vocab))
+	for tag, m := range x.tags {
+		if len(m) != tags[tag] {
+			t.Errorf("tag %q lists %d servers, %d carry it", tag, len(m), tags[tag])
+		}
+	}
+	if len(x.terms) != len(vocab) {
+		t.Errorf("vocabulary drifted: %d terms kept, %d recomputed", len(x.terms), len(vocab))
+	}
+	for term, tm := range x.terms {
+		if tm.tools != vocab[term] {
+			t.Errorf("term %q: in %d tools, recomputed %d", term, tm.tools, vocab[term])
+		}
+		for fi := range tm.f {
+			live := int32(0)
+			for _, p := range tm.f[fi].p {
+				if x.docs[p.doc].e != nil {
+					live++
+				}
+			}
+			if tm.f[fi].df != df[fi][term] || live != df[fi][term] {
+				t.Errorf("term %q field %d: df %d, live postings %d, recomputed %d", term, fi, tm.f[fi].df, live, df[fi][term])
+			}
+		}
 	}
 	return entries
 }
@@ -344,8 +394,9 @@ func TestFollowsRegistry(t *testing.T) {
 	}
 }
 
-// TestCompaction checks that the periodic whole rebuild, which runs in the
-// background, keeps the contents, including changes made while it ran.
+// TestCompaction checks that the whole rebuild that drops tombstones,
+// which runs in the background, keeps the contents, including changes made
+// while it ran.
 func TestCompaction(t *testing.T) {
 	x := newIndex(t)
 	release := make(chan struct{})
@@ -354,9 +405,22 @@ func TestCompaction(t *testing.T) {
 		started <- struct{}{}
 		<-release
 	}
-	for i := 0; i < compactAfter; i++ {
-		if err := x.Put(srv(fmt.Sprintf("/s%d", i%7), nil, "", fmt.Sprintf("tool_%d", i))); err != nil {
+	// Each Put replaces one of 7 servers' single tool: a tombstone each.
+	want := map[string]string{}
+	for i := 0; ; i++ {
+		if i > 2*compactAfter+7 {
+			t.Fatalf("no compaction after %d replacements", i)
+		}
+		key, tool := fmt.Sprintf("s%d", i%7), fmt.Sprintf("tool_%d", i)
+		if err := x.Put(srv("/"+key, nil, "", tool)); err != nil {
 			t.Fatal(err)
+		}
+		want[key] = tool
+		x.mu.RLock()
+		compacting := x.compacting
+		x.mu.RUnlock()
+		if compacting {
+			break
 		}
 	}
 	<-started // the compaction has built its index and waits to install it
@@ -370,21 +434,28 @@ func TestCompaction(t *testing.T) {
 	if err := x.Put(srv("/s1", nil, "", "replaced_tool")); err != nil {
 		t.Fatal(err)
 	}
+	want["late"], want["s1"] = "arrived_late", "replaced_tool"
+	delete(want, "s0")
 	hits, err := x.Search(context.Background(), Query{Text: "arrived late"})
 	if err != nil || len(hits) != 1 {
 		t.Fatalf("search during compaction: %q, %v", ids(hits), err)
 	}
 	close(release)
 	x.waitCompaction()
-	got := indexState(t, x)
-	want := []string{"late:arrived_late", "s1:replaced_tool", "s2:tool_58", "s3:tool_59", "s4:tool_60", "s5:tool_61", "s6:tool_62"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("after compaction %q, want %q", got, want)
+	var wantList []string
+	for k, tool := range want {
+		wantList = append(wantList, k+":"+tool)
 	}
-	if x.batches != 0 {
-		t.Errorf("%d batches counted since the compaction, want 0", x.batches)
+	sort.Strings(wantList)
+	if got := indexState(t, x); !reflect.DeepEqual(got, wantList) {
+		t.Errorf("after compaction %q, want %q", got, wantList)
 	}
-	for _, q := range []string{"arrived late", "replaced", "tool 62"} {
+	// The compacted index holds only the tombstones of the two changes
+	// replayed on it that replaced or removed a server it held.
+	if x.dead != 2 {
+		t.Errorf("%d tombstones after the compaction, want 2", x.dead)
+	}
+	for _, q := range []string{"arrived late", "replaced", want["s6"]} {
 		if hits, err := x.Search(context.Background(), Query{Text: q}); err != nil || len(hits) == 0 {
 			t.Errorf("search %q after compaction: %q, %v", q, ids(hits), err)
 		}
@@ -432,17 +503,16 @@ func TestNoHalfAppliedChange(t *testing.T) {
 	wg.Wait()
 }
 
-// TestPruningIsExact checks that giving up candidates that cannot reach the
-// results (toolQuery.depth) changes no answer: every labeled query, with
-// and without its tags, gets the same hits and scores either way, on a
-// registry large enough for common clauses to stop proposing documents.
-func TestPruningIsExact(t *testing.T) {
+// catalogCopies returns n copies of the catalog's servers under their own
+// paths, every other copy varied a little so that scores differ.
+func catalogCopies(t *testing.T, n int) []*registry.Server {
+	t.Helper()
 	files, err := filepath.Glob("../testdata/catalog/*.json")
 	if err != nil || len(files) == 0 {
 		t.Fatal("no catalog")
 	}
 	var servers []*registry.Server
-	for copyN := 0; copyN < 8; copyN++ {
+	for copyN := 0; copyN < n; copyN++ {
 		for _, f := range files {
 			b, err := os.ReadFile(f)
 			if err != nil {
@@ -454,42 +524,253 @@ func TestPruningIsExact(t *testing.T) {
 			}
 			s.Enabled = true
 			s.Path = fmt.Sprintf("%s-%d", strings.TrimSuffix(s.Path, "/"), copyN)
-			if copyN%2 == 1 { // vary the copies a little so scores differ
+			if copyN%2 == 1 {
 				s.Description += " copy"
 				s.ToolList = s.ToolList[:len(s.ToolList)-len(s.ToolList)/3]
 			}
 			servers = append(servers, s)
 		}
 	}
-	x := newIndex(t, servers...)
+	return servers
+}
+
+type labeled struct {
+	Query string   `json:"query"`
+	Tags  []string `json:"tags"`
+}
+
+func labeledQueries(t *testing.T) []labeled {
+	t.Helper()
 	var doc struct {
-		Queries []struct {
-			Query string   `json:"query"`
-			Tags  []string `json:"tags"`
-		} `json:"queries"`
+		Queries []labeled `json:"queries"`
 	}
 	b, err := os.ReadFile("../testdata/finder/queries.json")
 	if err != nil || json.Unmarshal(b, &doc) != nil {
 		t.Fatal("queries.json")
 	}
+	return doc.Queries
+}
+
+// refDoc is one live tool as referenceScores reads it.
+type refDoc struct {
+	id     uint32
+	counts [numFields]map[string]int
+	lens   [numFields]int
+	tags   []string
+}
+
+// reference is what referenceScores needs of an index: its live tools
+// analyzed again, and document frequencies counted from them.
+type reference struct {
+	docs []refDoc
+	df   [numFields]map[string]int32
+}
+
+func newReference(x *Index) *reference {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	var docs []refDoc
+	var df [numFields]map[string]int32
+	for fi := range df {
+		df[fi] = map[string]int32{}
+	}
+	for d, r := range x.docs {
+		if r.e == nil {
+			continue
+		}
+		dc := refDoc{id: uint32(d), tags: normalizeTags(r.e.srv.Tags)}
+		for fi, ts := range x.fields(r.e.srv, &r.e.srv.ToolList[r.tool]).byField() {
+			dc.counts[fi] = map[string]int{}
+			dc.lens[fi] = len(ts)
+			for _, term := range ts {
+				if dc.counts[fi][term] == 0 {
+					df[fi][term]++
+				}
+				dc.counts[fi][term]++
+			}
+		}
+		docs = append(docs, dc)
+	}
+	return &reference{docs: docs, df: df}
+}
+
+// referenceScores scores every live tool of x for text and tags straight
+// from the tools' analyzed texts (ref), by the definition rank implements,
+// with no posting lists: per query word and field the best alternative's
+// tf-idf weight, fields weighted by their boosts, words summed, the sum
+// multiplied by the share of words matched.
+func referenceScores(x *Index, ref *reference, text string, tags []string) map[uint32]float64 {
+	x.mu.RLock()
+	terms, _ := x.queryTerms(text)
+	x.mu.RUnlock()
+	docs, df := ref.docs, ref.df
+	n := float64(len(docs))
+	skip := func(ai, fi int) bool { return x.fieldBoost(fi) <= 0 || ai > 0 && fi >= fieldParams }
+	var sumSq float64
+	for _, qt := range terms {
+		for ai, a := range qt.alts {
+			for fi := 0; fi < numFields; fi++ {
+				if !skip(ai, fi) && df[fi][a.term] > 0 {
+					i := idf(n, df[fi][a.term])
+					sumSq += i * i
+				}
+			}
+		}
+	}
+	qn := 1.0
+	if sumSq > 0 {
+		qn = 1 / math.Sqrt(sumSq)
+	}
+	out := map[uint32]float64{}
+	for _, dc := range docs {
+		has := map[string]bool{}
+		for _, tag := range dc.tags {
+			has[tag] = true
+		}
+		ok := true
+		for _, tag := range tags {
+			ok = ok && has[tag]
+		}
+		if !ok {
+			continue
+		}
+		total, matched := 0.0, 0
+		for _, qt := range terms {
+			word := false
+			for fi := 0; fi < numFields; fi++ {
+				best := 0.0
+				for ai, a := range qt.alts {
+					tf := dc.counts[fi][a.term]
+					if skip(ai, fi) || tf == 0 {
+						continue
+					}
+					i := idf(n, df[fi][a.term])
+					imp := float32(math.Sqrt(float64(tf)) * (1 / math.Sqrt(float64(dc.lens[fi]))))
+					best = max(best, x.fieldBoost(fi)*a.boost*i*i*qn*float64(imp))
+				}
+				if best > 0 {
+					total += best
+					word = true
+				}
+			}
+			if word {
+				matched++
+			}
+		}
+		if matched > 0 {
+			out[dc.id] = total * float64(matched) / float64(len(terms))
+		}
+	}
+	return out
+}
+
+// checkReference compares rank's scores with referenceScores for every
+// labeled query, with and without its tags: the same tools, the same
+// scores.
+func checkReference(t *testing.T, x *Index, qs []labeled) {
+	t.Helper()
+	ref := newReference(x)
+	for _, q := range qs {
+		for _, tags := range [][]string{nil, normalizeTags(q.Tags)} {
+			want := referenceScores(x, ref, q.Query, tags)
+			x.mu.RLock()
+			terms, _ := x.queryTerms(q.Query)
+			got := map[uint32]float64{}
+			if len(terms) > 0 {
+				r := x.rank(terms, tags)
+				for _, c := range r.cands {
+					got[c.doc] = c.score
+				}
+				x.release(r)
+			}
+			x.mu.RUnlock()
+			bad := 0
+			for d, w := range want {
+				if g, ok := got[d]; !ok || math.Abs(g-w) > 1e-12*math.Abs(w) {
+					bad++
+				}
+			}
+			if bad > 0 || len(got) != len(want) {
+				t.Errorf("%q tags %v: %d tools scored, reference %d; %d scores differ", q.Query, tags, len(got), len(want), bad)
+			}
+		}
+	}
+}
+
+// TestRankMatchesReference checks the posting lists and term-at-a-time
+// scoring against a brute-force scorer, on a registry large enough that
+// common words are in hundreds of tools: built whole, then after
+// replacements, removals and re-additions have left tombstones, and checks
+// that such an index answers every labeled query as one built whole from
+// the same servers.
+func TestRankMatchesReference(t *testing.T) {
+	servers := catalogCopies(t, 8)
+	qs := labeledQueries(t)
+	x := newIndex(t, servers...)
+	checkReference(t, x, qs)
+
+	final := map[string]*registry.Server{}
+	for _, s := range servers {
+		final[registry.PathKey(s.Path)] = s
+	}
+	for i, s := range servers {
+		key := registry.PathKey(s.Path)
+		switch i % 5 {
+		case 0: // replaced with fewer tools and another description
+			c := s.Clone()
+			c.Description = "replaced " + c.Description
+			c.ToolList = c.ToolList[:len(c.ToolList)/2]
+			if err := x.Put(c); err != nil {
+				t.Fatal(err)
+			}
+			final[key] = c
+		case 1: // removed
+			if err := x.Remove(s.Path); err != nil {
+				t.Fatal(err)
+			}
+			delete(final, key)
+		case 2: // removed and added back
+			if err := x.Remove(s.Path); err != nil {
+				t.Fatal(err)
+			}
+			if err := x.Put(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	x.waitCompaction()
+	x.mu.RLock()
+	dead := x.dead
+	x.mu.RUnlock()
+	if dead == 0 {
+		t.Fatal("no tombstones left to test with (a compaction ran)")
+	}
+	indexState(t, x)
+	checkReference(t, x, qs)
+
+	var rest []*registry.Server
+	for _, s := range final {
+		rest = append(rest, s)
+	}
+	sort.Slice(rest, func(i, j int) bool { return rest[i].Path < rest[j].Path })
+	fresh := newIndex(t, rest...)
 	ctx := context.Background()
-	for _, q := range doc.Queries {
+	for _, q := range qs {
 		for _, tags := range [][]string{nil, q.Tags} {
-			for _, top := range []int{1, 5, 50} {
-				sq := Query{Text: q.Query, Tags: tags, Top: top}
-				x.noPrune = false
-				pruned, err := x.Search(ctx, sq)
-				if err != nil {
-					t.Fatal(err)
-				}
-				x.noPrune = true
-				full, err := x.Search(ctx, sq)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !sameRanking(pruned, full) {
-					t.Errorf("%q tags %v top %d:\npruned %s\nfull   %s", q.Query, tags, top, scored(pruned), scored(full))
-				}
+			// Doc ids differ, and so does the order of equal scores: compare
+			// the first 40 of 50, so that a tie cut by the end of the list
+			// is seen as a tie.
+			sq := Query{Text: q.Query, Tags: tags, Top: 50}
+			a, err := x.Search(ctx, sq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := fresh.Search(ctx, sq)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !sameRanking(a, b, 40) {
+				t.Errorf("%q tags %v:\nupdated %s\nfresh   %s", q.Query, tags, scored(a), scored(b))
 			}
 		}
 	}
@@ -497,12 +778,12 @@ func TestPruningIsExact(t *testing.T) {
 
 // sameRanking reports whether a and b score alike rank by rank and name
 // the same tool wherever a score is not tied with a neighbour's (the order
-// within ties, and which of them a cut keeps, may differ).
-func sameRanking(a, b []Hit) bool {
+// within ties, and which of them a cut keeps, may differ), in their first n.
+func sameRanking(a, b []Hit, n int) bool {
 	if len(a) != len(b) {
 		return false
 	}
-	for i := range a {
+	for i := range a[:min(n, len(a))] {
 		if math.Abs(a[i].Score-b[i].Score) > 1e-9 {
 			return false
 		}

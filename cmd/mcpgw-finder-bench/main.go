@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -24,6 +25,32 @@ import (
 // indexOptions are the options of every index the bench builds (-boosts).
 var indexOptions search.Options
 
+// Profiling and the optional sections (-cpuprofile, -buildprofile, -nostartup).
+var (
+	cpuProfile, buildProfile string
+	skipStartup              bool
+)
+
+// profile starts a CPU profile into file (none when file is empty) and
+// returns the function that stops it.
+func profile(file string) (func(), error) {
+	if file == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
 func main() {
 	catalog := flag.String("catalog", "testdata/catalog", "directory of registration files")
 	queries := flag.String("queries", "testdata/finder/queries.json", "labeled query set")
@@ -34,6 +61,9 @@ func main() {
 	one := flag.String("q", "", "run only this query against the catalog and print its top 10")
 	tune := flag.Bool("tune", false, "grid-search the field boosts on the query set and print the best")
 	boostsFlag := flag.String("boosts", "", "field boosts to use instead of the defaults: name,desc,params,server,synonym")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the timed queries to this file")
+	flag.StringVar(&buildProfile, "buildprofile", "", "write a CPU profile of the large registry's index build to this file")
+	flag.BoolVar(&skipStartup, "nostartup", false, "skip the start-up from SQLite measurement")
 	flag.Parse()
 	if *boostsFlag != "" {
 		var b search.Boosts
@@ -118,11 +148,17 @@ func scale(ctx context.Context, base []*registry.Server, qs []searchbench.Labele
 		return err
 	}
 	defer idx.Close()
+	stop, err := profile(buildProfile)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	if err := idx.Rebuild(servers); err != nil {
+		stop()
 		return err
 	}
 	build := time.Since(start)
+	stop()
 	heapAfter := heap()
 	st := idx.Stats()
 	fmt.Printf("scale: %d servers, %d tools, %d terms\n", st.Servers, st.Tools, st.Terms)
@@ -135,8 +171,10 @@ func scale(ctx context.Context, base []*registry.Server, qs []searchbench.Labele
 	fmt.Printf("  quality among %d tools (a copy of an expected tool counts): recall@1 %.3f  recall@5 %.3f  MRR %.3f\n",
 		st.Tools, rep.RecallAt1, rep.RecallAt5, rep.MRR)
 
-	if err := startup(ctx, servers); err != nil {
-		return err
+	if !skipStartup {
+		if err := startup(ctx, servers); err != nil {
+			return err
+		}
 	}
 
 	// One server updated in place: what a registration or refresh costs.
@@ -154,6 +192,11 @@ func scale(ctx context.Context, base []*registry.Server, qs []searchbench.Labele
 	prev := runtime.GOMAXPROCS(cores)
 	defer runtime.GOMAXPROCS(prev)
 	var lat []time.Duration
+	stop, err = profile(cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer stop()
 	for r := 0; r < rounds; r++ {
 		for _, q := range qs {
 			t0 := time.Now()
