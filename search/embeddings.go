@@ -101,6 +101,10 @@ func shownURL(u string) string {
 	return (&url.URL{Scheme: p.Scheme, Host: p.Host, Path: p.Path}).String()
 }
 
+// Endpoint returns the endpoint's URL as errors show it, without user
+// information or query, for logs.
+func (c *EmbeddingsClient) Endpoint() string { return c.shown }
+
 // Model implements Embedder.
 func (c *EmbeddingsClient) Model() string { return c.model }
 

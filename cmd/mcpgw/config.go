@@ -39,6 +39,10 @@ type serveConfig struct {
 	OIDCIssuer      []string `json:"oidc_issuer" usage:"OIDC issuer URL accepted for ingress (repeatable)"`
 	OIDCAudience    []string `json:"oidc_audience" usage:"audience required in OIDC tokens (repeatable)"`
 	InsecureNoAuth  bool     `json:"insecure_no_auth" usage:"allow a non-loopback listener without an identity provider"`
+	// The finder's optional hybrid ranking (see embeddings.go).
+	EmbeddingsURL       string `json:"embeddings_url" usage:"OpenAI-compatible /v1/embeddings endpoint: turns on the finder's hybrid ranking (text and embeddings)"`
+	EmbeddingsModel     string `json:"embeddings_model" usage:"model name sent to the embeddings endpoint (required with --embeddings-url)"`
+	EmbeddingsAPIKeyEnv string `json:"embeddings_api_key_env" usage:"name of the environment variable holding the embeddings endpoint's API key (sent as a bearer token)"`
 	// OIDC lists issuers with per-issuer settings (config file only; see
 	// oidcIssuer in access.go).
 	OIDC []oidcIssuer `json:"oidc"`
@@ -112,12 +116,14 @@ func loadServeConfig(fs *pflag.FlagSet, flagged serveConfig, file string, enviro
 			v.Field(i).Set(fv.Field(i))
 		}
 	}
+	known[c.EmbeddingsAPIKeyEnv] = true // the key may live in an MCPGW_ variable
 	for k := range env {
 		if !known[k] {
 			errs = append(errs, fmt.Errorf("%s: unknown setting", k))
 		}
 	}
 	errs = append(errs, c.validate()...)
+	errs = append(errs, c.validateEmbeddings(environ)...)
 	return c, errors.Join(errs...)
 }
 

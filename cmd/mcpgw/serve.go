@@ -92,16 +92,23 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 		return failed(err)
 	}
 	defer finder.Close()
+	// With --embeddings-url the finder is the hybrid ranking around the
+	// text index (embeddings.go); its worker stops before the store closes.
+	findSvc, stopFind, err := newFinder(cfg, finder, store, lg)
+	if err != nil {
+		return failed(err)
+	}
+	defer stopFind()
 	// Subscribe before loading: Load holds the index while it lists the
 	// store, so a change committed meanwhile is applied after it, in order.
-	reg.Subscribe(finder.Apply)
+	reg.Subscribe(findSvc.Apply)
 	// The index is built in the background: a large registry (100,000
 	// tools take over a minute) must not hold up relaying. A small one is
 	// ready before the listener opens.
-	if err := finder.LoadInBackground(ctx, reg.List); err != nil {
+	if err := findSvc.LoadInBackground(ctx, reg.List); err != nil {
 		return failed(err)
 	}
-	if !finder.WaitLoaded(500 * time.Millisecond) {
+	if !findSvc.WaitLoaded(500 * time.Millisecond) {
 		lg.Info().Msg("finder index is still being built; the finder answers 503 until it is ready")
 	}
 	sessions := upstream.NewSessions(up.RelayTransport(), version, upstream.SessionOptions{})
@@ -120,6 +127,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 	defer health.Wait()
 	defer stopHealth()
 	metrics := newMetrics(health, finder)
+	addFinderMetrics(metrics, findSvc)
 	gw, err := gateway.New(gateway.Options{
 		MaxBodyBytes:    cfg.MaxBodyBytes,
 		PublicURL:       cfg.PublicURL,
@@ -134,7 +142,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 		Transport: up.RelayTransport(),
 		Sealer:    sealer,
 		Log:       lg,
-		Finder:    finder,
+		Finder:    findSvc,
 		Invoker:   sessions,
 		Health:    healthSource(health, leader, store, lg),
 		Metrics:   metrics,
