@@ -19,9 +19,11 @@ import (
 )
 
 // Invoker calls one tool on an upstream for invoke_tool, with s's
-// configured headers overlaid by extra.
+// configured headers overlaid by extra. A non-nil onProgress asks the
+// upstream for progress and receives each progress notification's params
+// (without a token) before CallTool returns.
 type Invoker interface {
-	CallTool(ctx context.Context, s *registry.Server, extra map[string]string, name string, args any) (*mcp.CallToolResult, error)
+	CallTool(ctx context.Context, s *registry.Server, extra map[string]string, name string, args any, onProgress upstream.ProgressFunc) (*mcp.CallToolResult, error)
 }
 
 var _ Invoker = (*upstream.Sessions)(nil)
@@ -112,7 +114,7 @@ func (g *Gateway) toolInvoke(ctx context.Context, req mcp.CallToolRequest) (*mcp
 	cctx, cancel := context.WithTimeout(ctx, g.invokeTimeout())
 	defer cancel()
 	start := time.Now()
-	res, err := g.invoker.CallTool(cctx, s, egressHeaders(ctx, s), tool, arguments)
+	res, err := g.invoker.CallTool(cctx, s, egressHeaders(ctx, s), tool, arguments, progressForwarder(cctx, req))
 	d := time.Since(start)
 	if err == nil {
 		lg.Info().Bool("is_error", res.IsError).Dur("duration", d).Msg("invoke_tool")
@@ -126,6 +128,54 @@ func (g *Gateway) toolInvoke(ctx context.Context, req mcp.CallToolRequest) (*mcp
 	}
 	lg.Warn().Err(err).Dur("duration", d).Msg("invoke_tool: upstream unreachable")
 	return errorResult(invokeFailure(s, err)), nil
+}
+
+// progressForwarder returns what relays the upstream's progress of an
+// invoke_tool call to its caller, or nil when the caller asked for none (no
+// _meta.progressToken). Each notification goes to the caller's /mcpgw/mcp
+// session under the caller's own token; the upstream saw another one (see
+// upstream.Sessions.CallTool). mcp-go writes every notification queued
+// before the handler returns ahead of the result, so the caller gets them
+// in order and before the result.
+func progressForwarder(ctx context.Context, req mcp.CallToolRequest) upstream.ProgressFunc {
+	if req.Params.Meta == nil || req.Params.Meta.ProgressToken == nil {
+		return nil
+	}
+	srv := server.ServerFromContext(ctx)
+	if srv == nil {
+		return nil
+	}
+	token := req.Params.Meta.ProgressToken
+	return func(params map[string]any) {
+		params["progressToken"] = token
+		sendToCaller(ctx, srv, upstream.MethodProgress, params)
+	}
+}
+
+// sendToCaller queues a notification for the caller of the current request.
+// mcp-go's queue per session is bounded and refuses rather than waits when
+// full; waiting here (until ctx ends) loses no progress to a momentarily
+// slow reader, and only delays this call's stream.
+func sendToCaller(ctx context.Context, srv *server.MCPServer, method string, params map[string]any) {
+	wait := time.Millisecond
+	for {
+		err := srv.SendNotificationToClient(ctx, method, params)
+		if !errors.Is(err, server.ErrNotificationChannelBlocked) {
+			if err != nil {
+				logFrom(ctx).Debug().Err(err).Str("notification", method).Msg("invoke_tool: cannot forward to the caller")
+			}
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			logFrom(ctx).Warn().Str("notification", method).Msg("invoke_tool: caller's notification queue stayed full; notification dropped")
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
 }
 
 // invocable finds the enabled server p may use at key. A server p may not

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
@@ -50,6 +52,10 @@ type Sessions struct {
 	m      map[string]*session
 	closed bool
 	stats  SessionStats
+
+	// tokens numbers the progress tokens sent upstream, so that calls
+	// sharing one session never share a token.
+	tokens atomic.Uint64
 }
 
 // SessionStats count pool activity (for tests and metrics).
@@ -67,6 +73,64 @@ type session struct {
 	lastUsed time.Time
 	inflight int
 	dead     bool // removed from the pool; close when inflight reaches 0
+
+	// watchers route the upstream's progress notifications to the call
+	// that sent their token; the session's transport calls dispatch.
+	pmu      sync.Mutex
+	watchers map[string]ProgressFunc
+}
+
+// ProgressFunc receives the params of one notifications/progress the
+// upstream sent about a call, without the progress token the pool sent
+// upstream (the caller puts its own). It is called in the order the upstream
+// sent them, on the session's reading goroutine, and every call happens
+// before CallTool returns: the upstream sends its progress ahead of the
+// result on the same stream. A slow ProgressFunc delays the call's result.
+type ProgressFunc func(params map[string]any)
+
+// MethodProgress is the MCP progress notification.
+const MethodProgress = "notifications/progress"
+
+// watch routes progress with token to fn until unwatch.
+func (s *session) watch(token string, fn ProgressFunc) {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	if s.watchers == nil {
+		s.watchers = map[string]ProgressFunc{}
+	}
+	s.watchers[token] = fn
+}
+
+func (s *session) unwatch(token string) {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	delete(s.watchers, token)
+}
+
+// dispatch hands a progress notification to the call whose token it
+// carries; other notifications, and progress of calls no longer waiting,
+// are dropped.
+func (s *session) dispatch(n mcp.JSONRPCNotification) {
+	if n.Method != MethodProgress {
+		return
+	}
+	token, ok := n.Params.AdditionalFields["progressToken"].(string)
+	if !ok {
+		return
+	}
+	s.pmu.Lock()
+	fn := s.watchers[token]
+	s.pmu.Unlock()
+	if fn == nil {
+		return
+	}
+	params := make(map[string]any, len(n.Params.AdditionalFields))
+	for k, v := range n.Params.AdditionalFields {
+		if k != "progressToken" {
+			params[k] = v
+		}
+	}
+	fn(params)
 }
 
 // NewSessions returns an empty pool whose sessions send their requests
@@ -118,7 +182,12 @@ var ErrPoolClosed = errors.New("upstream: session pool is closed")
 // *transport.Error. When the upstream no longer knows the session (404), the
 // session is re-initialized and the call sent once more: the upstream did
 // not run it.
-func (p *Sessions) CallTool(ctx context.Context, s *registry.Server, extra map[string]string, name string, args any) (*mcp.CallToolResult, error) {
+//
+// With onProgress, the call asks the upstream for progress under a token of
+// its own, unique in the pool (several calls share one upstream session, and
+// their callers' tokens may collide), and hands each progress notification
+// of that token to onProgress before returning.
+func (p *Sessions) CallTool(ctx context.Context, s *registry.Server, extra map[string]string, name string, args any, onProgress ProgressFunc) (*mcp.CallToolResult, error) {
 	headers := mergeHeaders(ExpandHeaders(s), extra)
 	key := sessionKey(s, headers)
 	for attempt := 0; ; attempt++ {
@@ -129,7 +198,16 @@ func (p *Sessions) CallTool(ctx context.Context, s *registry.Server, extra map[s
 		req := mcp.CallToolRequest{}
 		req.Params.Name = name
 		req.Params.Arguments = args
+		var token string
+		if onProgress != nil {
+			token = "mcpgw-" + strconv.FormatUint(p.tokens.Add(1), 10)
+			req.Params.Meta = &mcp.Meta{ProgressToken: token}
+			sess.watch(token, onProgress)
+		}
 		res, err := sess.cl.CallTool(ctx, req)
+		if onProgress != nil {
+			sess.unwatch(token)
+		}
 		p.release(sess, err)
 		if err != nil && attempt == 0 && errors.Is(err, transport.ErrSessionTerminated) {
 			continue
@@ -192,7 +270,7 @@ func (p *Sessions) acquire(ctx context.Context, key string, s *registry.Server, 
 	p.mu.Unlock()
 
 	if opener {
-		cl, err := p.connect(ctx, s, headers)
+		cl, err := p.connect(ctx, s, headers, sess.dispatch)
 		p.mu.Lock()
 		sess.cl, sess.err = cl, err
 		if err != nil {
@@ -287,7 +365,7 @@ func (s *session) retire() {
 // Client.Connect, the session is started in the pool's context, so that an
 // SSE event stream outlives the request that opened it; only the handshake
 // is bounded by ctx.
-func (p *Sessions) connect(ctx context.Context, s *registry.Server, headers map[string]string) (*client.Client, error) {
+func (p *Sessions) connect(ctx context.Context, s *registry.Server, headers map[string]string, notify func(mcp.JSONRPCNotification)) (*client.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.ConnectTimeout)
 	defer cancel()
 	var cl *client.Client
@@ -300,6 +378,7 @@ func (p *Sessions) connect(ctx context.Context, s *registry.Server, headers map[
 	if err != nil {
 		return nil, fmt.Errorf("upstream: connect %s: %w", s.Path, err)
 	}
+	cl.OnNotification(notify)
 	started := make(chan error, 1)
 	go func() { started <- cl.Start(p.base) }()
 	select {

@@ -85,7 +85,7 @@ func newPool(t *testing.T, opts SessionOptions) *Sessions {
 
 func call(t *testing.T, p *Sessions, s *registry.Server, extra map[string]string) {
 	t.Helper()
-	res, err := p.CallTool(context.Background(), s, extra, "count", nil)
+	res, err := p.CallTool(context.Background(), s, extra, "count", nil, nil)
 	if err != nil {
 		t.Fatalf("CallTool: %v", err)
 	}
@@ -209,7 +209,7 @@ func TestSessionsFailures(t *testing.T) {
 	dead := httptest.NewServer(http.NotFoundHandler())
 	deadURL := dead.URL + "/mcp"
 	dead.Close()
-	_, err := p.CallTool(context.Background(), &registry.Server{Path: "/dead", ProxyPassURL: deadURL}, nil, "x", nil)
+	_, err := p.CallTool(context.Background(), &registry.Server{Path: "/dead", ProxyPassURL: deadURL}, nil, "x", nil, nil)
 	if err == nil {
 		t.Fatal("a call to a closed port succeeded")
 	}
@@ -218,7 +218,7 @@ func TestSessionsFailures(t *testing.T) {
 		w.WriteHeader(http.StatusUnauthorized)
 	}))
 	defer refusing.Close()
-	_, err = p.CallTool(context.Background(), &registry.Server{Path: "/refusing", ProxyPassURL: refusing.URL + "/mcp"}, nil, "x", nil)
+	_, err = p.CallTool(context.Background(), &registry.Server{Path: "/refusing", ProxyPassURL: refusing.URL + "/mcp"}, nil, "x", nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "initialize") {
 		t.Fatalf("refused credentials: %v", err)
 	}
@@ -229,7 +229,7 @@ func TestSessionsFailures(t *testing.T) {
 		t.Errorf("%d failed sessions kept in the pool", n)
 	}
 	p.Close()
-	if _, err := p.CallTool(context.Background(), &registry.Server{Path: "/x", ProxyPassURL: refusing.URL}, nil, "x", nil); !errors.Is(err, ErrPoolClosed) {
+	if _, err := p.CallTool(context.Background(), &registry.Server{Path: "/x", ProxyPassURL: refusing.URL}, nil, "x", nil, nil); !errors.Is(err, ErrPoolClosed) {
 		t.Errorf("after Close: %v", err)
 	}
 }
