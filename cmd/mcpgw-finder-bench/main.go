@@ -134,6 +134,9 @@ func run(catalog, queries string, n, cores, rounds int, verbose bool) error {
 		}
 		fmt.Printf("  rank %-2d %q%s want %s got %s\n", r.Rank, r.Query, tags, strings.Join(r.Expect, "|"), strings.Join(got, ", "))
 	}
+	if err := hybridQuality(ctx, idx, base, qs, verbose); err != nil {
+		return err
+	}
 	if n <= 0 {
 		return nil
 	}

@@ -91,15 +91,21 @@ type Report struct {
 // K is the cut-off of Evaluate: answers below rank K count as not found.
 const K = 10
 
+// Searcher is what Evaluate asks of a finder: the text index or the
+// hybrid ranking around it.
+type Searcher interface {
+	Search(ctx context.Context, q search.Query) ([]search.Hit, error)
+}
+
 // Evaluate runs every query against idx and scores the rankings.
-func Evaluate(ctx context.Context, idx *search.Index, qs []LabeledQuery) (Report, error) {
+func Evaluate(ctx context.Context, idx Searcher, qs []LabeledQuery) (Report, error) {
 	return EvaluateAs(ctx, idx, qs, nil)
 }
 
 // EvaluateAs is Evaluate on a generated registry: origin maps a generated
 // "<path key>:<tool>" to the catalog tool it was made from, and a hit
 // counts when its origin is expected.
-func EvaluateAs(ctx context.Context, idx *search.Index, qs []LabeledQuery, origin map[string]string) (Report, error) {
+func EvaluateAs(ctx context.Context, idx Searcher, qs []LabeledQuery, origin map[string]string) (Report, error) {
 	r := Report{Queries: len(qs)}
 	for _, q := range qs {
 		hits, err := idx.Search(ctx, search.Query{Text: q.Query, Tags: q.Tags, Top: K})

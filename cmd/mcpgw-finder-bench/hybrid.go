@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mcpgw/mcpgw/registry"
+	"github.com/mcpgw/mcpgw/search"
+	"github.com/mcpgw/mcpgw/search/searchbench"
+)
+
+// The optional hybrid ranking: with -embeddings-url, the catalog's quality
+// is measured again with a real model server's embeddings fused in.
+var (
+	embURL    = flag.String("embeddings-url", "", "OpenAI-compatible /v1/embeddings endpoint: also measure the hybrid ranking on the catalog")
+	embModel  = flag.String("embeddings-model", "", "model name for -embeddings-url")
+	embKeyEnv = flag.String("embeddings-api-key-env", "", "environment variable holding the endpoint's API key")
+)
+
+// hybridQuality measures the hybrid ranking around idx (built from the
+// catalog) when -embeddings-url is given: embedding time, recall and MRR,
+// and query latency, which includes the endpoint's round trip.
+func hybridQuality(ctx context.Context, idx *search.Index, base []*registry.Server, qs []searchbench.LabeledQuery, verbose bool) error {
+	if *embURL == "" {
+		return nil
+	}
+	key := ""
+	if *embKeyEnv != "" {
+		key = os.Getenv(*embKeyEnv)
+	}
+	client, err := search.NewEmbeddingsClient(search.EmbeddingsOptions{URL: *embURL, Model: *embModel, APIKey: key})
+	if err != nil {
+		return err
+	}
+	h, err := search.NewHybrid(idx, client, search.HybridOptions{QueryTimeout: 30 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	// Embed the catalog directly first, so that a failing endpoint is an
+	// error here rather than a silent fallback to the text ranking.
+	if _, err := client.Embed(ctx, []string{"check the warranty status of a product"}); err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := h.Rebuild(base); err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	if err := h.WaitEmbedded(wctx); err != nil {
+		return err
+	}
+	st := h.Stats()
+	fmt.Printf("hybrid (%s, model %s): %d tool texts embedded in %s\n", client.Endpoint(), *embModel, st.Vectors, time.Since(start).Round(time.Millisecond))
+	var lat []time.Duration
+	timed := timedSearcher{h, &lat}
+	rep, err := searchbench.Evaluate(ctx, timed, qs)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("hybrid quality: %d queries  recall@1 %.3f  recall@5 %.3f  MRR %.3f\n", rep.Queries, rep.RecallAt1, rep.RecallAt5, rep.MRR)
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	if len(lat) > 0 {
+		pct := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))] }
+		fmt.Printf("  hybrid query, first run (query embedded by the endpoint): p50 %s  p99 %s\n",
+			pct(0.5).Round(time.Microsecond), pct(0.99).Round(time.Microsecond))
+	}
+	for _, r := range rep.Results {
+		if r.Rank == 1 || !verbose && r.Rank >= 1 && r.Rank <= 5 {
+			continue
+		}
+		got := r.Got
+		if len(got) > 3 {
+			got = got[:3]
+		}
+		fmt.Printf("  rank %-2d %q want %s got %s\n", r.Rank, r.Query, strings.Join(r.Expect, "|"), strings.Join(got, ", "))
+	}
+	return nil
+}
+
+// timedSearcher records each search's latency.
+type timedSearcher struct {
+	h   *search.Hybrid
+	lat *[]time.Duration
+}
+
+func (t timedSearcher) Search(ctx context.Context, q search.Query) ([]search.Hit, error) {
+	start := time.Now()
+	hits, err := t.h.Search(ctx, q)
+	*t.lat = append(*t.lat, time.Since(start))
+	return hits, err
+}
