@@ -433,6 +433,9 @@ func (h *Hybrid) embedPending(ctx context.Context) error {
 		}
 		if len(missT) > 0 {
 			vecs, err := h.emb.Embed(ctx, missT)
+			if err == nil && len(vecs) != len(missT) {
+				err = fmt.Errorf("embeddings: %d vectors for %d texts", len(vecs), len(missT))
+			}
 			if err != nil {
 				h.install(got) // what the cache had is good
 				return err

@@ -487,3 +487,37 @@ func TestHybridConcurrent(t *testing.T) {
 	wg.Wait()
 	e.waitEmbedded(t)
 }
+
+// shortEmbedder answers one vector too few, as a broken endpoint might.
+type shortEmbedder struct{}
+
+func (shortEmbedder) Model() string { return "short" }
+func (shortEmbedder) Embed(_ context.Context, texts []string) ([][]float32, error) {
+	return make([][]float32, len(texts)-1), nil
+}
+
+// TestHybridShortAnswer checks that an embedder answering too few vectors
+// is a failure (logged, retried) and never a crash or a wrong vector.
+func TestHybridShortAnswer(t *testing.T) {
+	x, err := search.New(search.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	log := &syncBuffer{}
+	h, err := search.NewHybrid(x, shortEmbedder{}, search.HybridOptions{Log: zerolog.New(log), RetryEvery: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.Rebuild(loadCatalog(t)[:3]); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(log.String(), "vectors for") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := h.Stats(); st.Vectors != 0 || st.Pending == 0 || !strings.Contains(log.String(), "embedding tool texts failed") {
+		t.Fatalf("stats %+v, log %s; want nothing installed and the failure logged", st, log.String())
+	}
+}
