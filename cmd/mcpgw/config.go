@@ -39,6 +39,7 @@ type serveConfig struct {
 	OIDCIssuer      []string `json:"oidc_issuer" usage:"OIDC issuer URL accepted for ingress (repeatable)"`
 	OIDCAudience    []string `json:"oidc_audience" usage:"audience required in OIDC tokens (repeatable)"`
 	InsecureNoAuth  bool     `json:"insecure_no_auth" usage:"allow a non-loopback listener without an identity provider"`
+	DebugListen     string   `json:"debug_listen" usage:"loopback address serving Go's profiles at /debug/pprof/ (off by default)"`
 	// The finder's optional hybrid ranking (see embeddings.go).
 	EmbeddingsURL       string `json:"embeddings_url" usage:"OpenAI-compatible /v1/embeddings endpoint: turns on the finder's hybrid ranking (text and embeddings)"`
 	EmbeddingsModel     string `json:"embeddings_model" usage:"model name sent to the embeddings endpoint (required with --embeddings-url)"`
@@ -209,6 +210,12 @@ func (c *serveConfig) validate() []error {
 		}
 	}
 	errs = append(errs, c.validateOIDC()...)
+	if c.DebugListen != "" {
+		// Profiles show the process's stacks and heap: never off the host.
+		if host, _, err := net.SplitHostPort(c.DebugListen); err != nil || !loopbackHost(host) {
+			errs = append(errs, fmt.Errorf("debug_listen: %q is not a loopback host:port such as 127.0.0.1:6060", c.DebugListen))
+		}
+	}
 	if host, _, err := net.SplitHostPort(c.Listen); err == nil && !loopbackHost(host) && !c.InsecureNoAuth && len(c.oidcIssuers()) == 0 {
 		errs = append(errs, fmt.Errorf("listen: %q is not a loopback address and no OIDC issuer is configured; set --oidc-issuer or pass --insecure-no-auth", c.Listen))
 	}

@@ -125,6 +125,14 @@ func TestLoadServeConfig(t *testing.T) {
 			env:  []string{"MCPGW_HEALTH_INTERVAL=soon", "MCPGW_HEALTH_CONCURRENCY=-3"},
 			errs: []string{`health_interval: "soon" is not a positive duration`, "health_concurrency: -3 is not between 1 and 4096"},
 		},
+		{name: "debug listener", args: []string{"--debug-listen", "127.0.0.1:6060"}, check: func(t *testing.T, c serveConfig) {
+			if c.DebugListen != "127.0.0.1:6060" {
+				t.Errorf("debug_listen = %q", c.DebugListen)
+			}
+		}},
+		{name: "debug listener off the host", env: []string{"MCPGW_DEBUG_LISTEN=0.0.0.0:6060"}, args: []string{"--insecure-no-auth"},
+			errs: []string{`debug_listen: "0.0.0.0:6060" is not a loopback host:port`}},
+		{name: "debug listener not an address", args: []string{"--debug-listen", "6060"}, errs: []string{`debug_listen: "6060"`}},
 		{name: "non-loopback listen needs auth", args: []string{"--listen", "0.0.0.0:7860"}, errs: []string{"--insecure-no-auth"}},
 		{name: "non-loopback from env needs auth", env: []string{"MCPGW_LISTEN=192.0.2.10:7860"}, errs: []string{`"192.0.2.10:7860" is not a loopback address`}},
 		{

@@ -165,6 +165,14 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 	if err != nil {
 		return failed(fmt.Errorf("listen: %w", err))
 	}
+	if cfg.DebugListen != "" {
+		stopDebug, err := serveDebug(cfg.DebugListen, lg)
+		if err != nil {
+			_ = ln.Close()
+			return failed(err)
+		}
+		defer stopDebug()
+	}
 	srv := &http.Server{
 		Handler:           gw,
 		ReadHeaderTimeout: 10 * time.Second,
