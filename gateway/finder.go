@@ -69,16 +69,25 @@ func (g *Gateway) find(ctx context.Context, p *auth.Principal, fp findParams) ([
 		}
 		return ok && g.policy.Allowed(p, path, "tools/call", tool)
 	}
-	// Ask for more than wanted so that tools of unhealthy servers can move
-	// behind healthy ones without leaving the answer short: unhealthy
-	// servers stay listed (a real call may still work) but rank last.
 	want := fp.Top
 	if want <= 0 {
 		want = search.DefaultTop
 	}
-	hits, err := g.finder.Search(ctx, search.Query{Text: fp.Query, Tags: fp.Tags, Top: min(2*want, search.MaxTop), MaxServers: fp.MaxServers, Allow: allow})
+	q := search.Query{Text: fp.Query, Tags: fp.Tags, Top: want, MaxServers: fp.MaxServers, Allow: allow}
+	hits, err := g.finder.Search(ctx, q)
 	if err != nil {
 		return nil, err
+	}
+	// Unhealthy servers stay listed (a real call may still work) but rank
+	// last. When the answer holds one, ask again for more, so that healthy
+	// tools further down can move up without leaving the answer short. The
+	// first question asks for exactly top_n, because the number asked can
+	// shape the ranking itself (the hybrid fuses that many of each ranking).
+	if g.anyUnhealthy(hits) && want < search.MaxTop {
+		q.Top = min(2*want, search.MaxTop)
+		if hits, err = g.finder.Search(ctx, q); err != nil {
+			return nil, err
+		}
 	}
 	hits = g.healthyFirst(hits)
 	if len(hits) > want {
@@ -98,6 +107,15 @@ func (g *Gateway) find(ctx context.Context, p *auth.Principal, fp findParams) ([
 		})
 	}
 	return out, nil
+}
+
+func (g *Gateway) anyUnhealthy(hits []search.Hit) bool {
+	for _, h := range hits {
+		if g.health.Health(h.ServerKey).Status == registry.HealthUnhealthy {
+			return true
+		}
+	}
+	return false
 }
 
 // healthyFirst moves hits on unhealthy servers behind the others, keeping
