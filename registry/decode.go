@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -189,13 +190,15 @@ func (d *storedDecoder) str(dst *string) {
 			d.i = j + 1
 			return
 		case c == '\\':
-			// Escapes (encoding/json writes <, > and & as \u003c and
-			// so on) are decoded by encoding/json itself, for exactness.
+			// Escapes: descriptions often hold \n, and encoding/json
+			// writes <, > and & as \u003c and so on.
 			end := SkipJSONValue(d.b, d.i)
-			if err := json.Unmarshal(d.b[d.i:end], dst); err != nil {
+			v, ok := unquote(d.b[d.i+1 : end-1])
+			if !ok {
 				d.fail()
 				return
 			}
+			*dst = v
 			d.i = end
 			return
 		case c < 0x20:
@@ -491,4 +494,93 @@ func (d *storedDecoder) server() *Server {
 	s.SkipHealthCheck = healthCheck != nil && !*healthCheck
 	s.HealthCheckInterval, _ = time.ParseDuration(interval)
 	return s
+}
+
+// unquote decodes the inside of a JSON string literal that has escapes, as
+// encoding/json does: a \u escape of a lone surrogate becomes U+FFFD. It
+// reports false for what encoding/json would refuse or alter (a bad escape,
+// a control character, invalid UTF-8).
+func unquote(b []byte) (string, bool) {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); {
+		c := b[i]
+		switch {
+		case c == '\\':
+			if i+1 >= len(b) {
+				return "", false
+			}
+			switch b[i+1] {
+			case '"', '\\', '/':
+				out = append(out, b[i+1])
+			case 'b':
+				out = append(out, '\b')
+			case 'f':
+				out = append(out, '\f')
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 't':
+				out = append(out, '\t')
+			case 'u':
+				r := hex4(b[i+2:])
+				if r < 0 {
+					return "", false
+				}
+				i += 6
+				if utf16.IsSurrogate(r) {
+					if i+1 < len(b) && b[i] == '\\' && b[i+1] == 'u' {
+						if r2 := hex4(b[i+2:]); r2 >= 0 {
+							if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+								out = utf8.AppendRune(out, dec)
+								i += 6
+								continue
+							}
+						}
+					}
+					r = utf8.RuneError
+				}
+				out = utf8.AppendRune(out, r)
+				continue
+			default:
+				return "", false
+			}
+			i += 2
+		case c < 0x20:
+			return "", false
+		case c < utf8.RuneSelf:
+			out = append(out, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size == 1 {
+				return "", false
+			}
+			out = append(out, b[i:i+size]...)
+			i += size
+		}
+	}
+	return string(out), true
+}
+
+// hex4 decodes the 4 hex digits of a \u escape, or returns -1.
+func hex4(b []byte) rune {
+	if len(b) < 4 {
+		return -1
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r*16 + rune(c)
+	}
+	return r
 }

@@ -105,6 +105,7 @@ func TestDecodeStoredCases(t *testing.T) {
 	}{
 		{"minimal", `{"server_name":"a","path":"/a","proxy_pass_url":"http://x/mcp"}`, true},
 		{"escapes", `{"server_name":"a \u003cb\u003e \"q\" \\ \n \u00e9 \ud83d\ude00","description":"tab\there","path":"/a"}`, true},
+		{"surrogates", `{"server_name":"\ud800 \udc00 \ud83d\u0041 \ud83d\ude00\u0000 \u00E9 \/","description":"\b\f\r"}`, true},
 		{"utf-8", `{"server_name":"café ☕ 😀","description":"日本語"}`, true},
 		{"nulls", `{"server_name":null,"tags":null,"supported_transports":null,"tool_list":null,"headers":null,"num_tools":null,"is_python":null,"health_check":null,"pending_tool_changes":null}`, true},
 		{"empty arrays", `{"tags":[],"supported_transports":[],"tool_list":[],"headers":[],"pending_tool_changes":[]}`, true},
@@ -188,4 +189,24 @@ func FuzzDecodeStored(f *testing.F) {
 		}
 		sameAsSlow(t, b)
 	})
+}
+
+// TestUnmarshalStorageCopies: nothing decoded shares memory with the input,
+// so a store may decode from a buffer it reuses for the next row.
+func TestUnmarshalStorageCopies(t *testing.T) {
+	docs := append(catalogDocs(t), []byte(`{"server_name":"x","headers":[{"A":"b"}],"x_extra":{"k":"v"},"tool_list":[{"name":"t","schema":{"a":"b"}}]}`))
+	for i, doc := range docs {
+		buf := bytes.Clone(doc)
+		got, err := UnmarshalStorage(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range buf {
+			buf[j] = 'x'
+		}
+		want, _ := UnmarshalStorage(doc)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("document %d: the decoded server changed with its input buffer", i)
+		}
+	}
 }

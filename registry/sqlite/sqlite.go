@@ -203,11 +203,21 @@ func (s *Store) List(ctx context.Context) ([]*registry.Server, error) {
 	}
 	defer rows.Close()
 	var out []*registry.Server
+	// Start-up lists every server: the document is read into one reused
+	// buffer (RawBytes) rather than a new string and a copy of it per row;
+	// UnmarshalStorage copies what it keeps.
+	var doc sql.RawBytes
+	var created, updated string
+	var enabled bool
 	for rows.Next() {
-		srv, err := scanServer(rows)
+		if err := rows.Scan(&doc, &enabled, &created, &updated); err != nil {
+			return nil, fmt.Errorf("sqlite: list: %w", err)
+		}
+		srv, err := registry.UnmarshalStorage(doc)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: list: %w", err)
 		}
+		srv.Enabled, srv.CreatedAt, srv.UpdatedAt = enabled, parseTime(created), parseTime(updated)
 		out = append(out, srv)
 	}
 	if err := rows.Err(); err != nil {
