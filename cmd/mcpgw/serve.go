@@ -104,11 +104,15 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 	reg.Subscribe(findSvc.Apply)
 	// The index is built in the background: a large registry (100,000
 	// tools take over a minute) must not hold up relaying. A small one is
-	// ready before the listener opens.
+	// ready before the listener opens; a registry too large to be indexed
+	// within the wait is not waited for at all, which would only delay
+	// readiness.
 	if err := findSvc.LoadInBackground(ctx, reg.List); err != nil {
 		return failed(err)
 	}
-	if !findSvc.WaitLoaded(500 * time.Millisecond) {
+	if n := registeredTools(ctx, reg); n > finderWaitTools {
+		lg.Info().Int("tools", n).Msg("finder index is being built in the background; the finder answers 503 until it is ready")
+	} else if !findSvc.WaitLoaded(500 * time.Millisecond) {
 		lg.Info().Msg("finder index is still being built; the finder answers 503 until it is ready")
 	}
 	sessions := upstream.NewSessions(up.RelayTransport(), version, upstream.SessionOptions{})
@@ -195,6 +199,25 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 		return failed(fmt.Errorf("shutdown: %w", err))
 	}
 	return nil
+}
+
+// finderWaitTools is the largest registry (in tools) whose finder index
+// serve waits for before listening: about what is indexed in the 500 ms it
+// waits at most.
+const finderWaitTools = 1000
+
+// registeredTools counts the tools of every registered server (from the
+// registry's memory).
+func registeredTools(ctx context.Context, reg *registry.Service) int {
+	servers, err := reg.List(ctx)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, s := range servers {
+		n += len(s.ToolList)
+	}
+	return n
 }
 
 // newMetrics is the gateway's metrics registry with the counters that the

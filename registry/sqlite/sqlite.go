@@ -202,25 +202,28 @@ func (s *Store) List(ctx context.Context) ([]*registry.Server, error) {
 		return nil, fmt.Errorf("sqlite: list: %w", err)
 	}
 	defer rows.Close()
-	var out []*registry.Server
-	// Start-up lists every server: the document is read into one reused
-	// buffer (RawBytes) rather than a new string and a copy of it per row;
-	// UnmarshalStorage copies what it keeps.
+	// Start-up lists every server: each document is read into one reused
+	// buffer (RawBytes) rather than a new string and a copy of it per row,
+	// and decoded on other goroutines while the next rows are read.
+	dec := registry.NewListDecoder()
 	var doc sql.RawBytes
 	var created, updated string
 	var enabled bool
+	var scanErr error
 	for rows.Next() {
-		if err := rows.Scan(&doc, &enabled, &created, &updated); err != nil {
-			return nil, fmt.Errorf("sqlite: list: %w", err)
+		if scanErr = rows.Scan(&doc, &enabled, &created, &updated); scanErr != nil {
+			break
 		}
-		srv, err := registry.UnmarshalStorage(doc)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: list: %w", err)
-		}
-		srv.Enabled, srv.CreatedAt, srv.UpdatedAt = enabled, parseTime(created), parseTime(updated)
-		out = append(out, srv)
+		dec.Add(doc, enabled, parseTime(created), parseTime(updated))
 	}
-	if err := rows.Err(); err != nil {
+	out, err := dec.Finish()
+	if scanErr == nil {
+		scanErr = rows.Err()
+	}
+	if scanErr != nil {
+		return nil, fmt.Errorf("sqlite: list: %w", scanErr)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("sqlite: list: %w", err)
 	}
 	return out, nil
