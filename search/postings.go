@@ -47,7 +47,8 @@ type state struct {
 	servers map[string]*entry
 	spans   map[string]span
 	docs    []docRef
-	dead    int // removed docs still in docs
+	live    []uint64 // bitset of the doc ids whose tool is live: compact, for the search's inner loops
+	dead    int      // removed docs still in docs
 	terms   map[string]*term
 	tags    map[string]map[string]bool // lowercased tag -> keys of servers carrying it
 	tools   int
@@ -123,6 +124,10 @@ func (st *state) nextEpoch() uint32 {
 func (st *state) addDoc(e *entry, i int, dt *docTerms) {
 	d := uint32(len(st.docs))
 	st.docs = append(st.docs, docRef{e: e, tool: int32(i)})
+	if int(d/64) >= len(st.live) {
+		st.live = append(st.live, 0)
+	}
+	st.live[d/64] |= 1 << (d % 64)
 	ep := st.nextEpoch()
 	for fi := range dt {
 		for _, tf := range dt[fi] {
@@ -151,6 +156,7 @@ func (st *state) removeDoc(d uint32, dt *docTerms) {
 		return
 	}
 	st.docs[d] = docRef{}
+	st.live[d/64] &^= 1 << (d % 64)
 	st.dead++
 	st.tools--
 	ep := st.nextEpoch()

@@ -3,6 +3,7 @@ package search
 import (
 	"container/heap"
 	"math"
+	mbits "math/bits"
 	"sort"
 )
 
@@ -27,21 +28,30 @@ type clause struct {
 	pl *plist
 	// w is what the clause scores per unit of a tool's impact (tf × norm):
 	// field boost × the alternative's boost × idf² × the query norm, the
-	// classic tf-idf weight of a term query.
-	w float64
+	// classic tf-idf weight of a term query. Scores are summed in single
+	// precision: ample for a ranking, and half the memory traffic.
+	w float32
 }
 
 // group is the clauses of one query word in one field: a tool scores the
 // best of them, so a word does not count twice for having synonyms.
 type group struct {
-	word    int
 	clauses []clause
 }
 
-// plan turns the analyzed words of a query into clause groups, ordered by
-// word and then field, so that every tool's score is summed in the same
-// order and equal tools score exactly alike.
-func (x *Index) plan(terms []queryTerm) []group {
+// wordPlan is the clause groups of one query word, by field.
+type wordPlan struct {
+	word     int // index in the query's words
+	groups   []group
+	postings int // the length of its posting lists, summed
+}
+
+// plan turns the analyzed words of a query into clause groups, by word and
+// within a word by field, in the query's order: rank adds them in this
+// order, so every tool's score is summed in the same order and equal tools
+// score exactly alike. Words that match nothing are left out; they still
+// count in the share of words a tool matches.
+func (x *Index) plan(terms []queryTerm) []wordPlan {
 	n := float64(x.tools)
 	type lookup struct {
 		word, field int
@@ -81,37 +91,52 @@ func (x *Index) plan(terms []queryTerm) []group {
 		}
 		return ls[a].field < ls[b].field
 	})
-	var gs []group
+	words := make([]wordPlan, len(terms))
 	for i, l := range ls {
 		w := x.fieldBoost(l.field) * l.boost * l.idf * l.idf * qn
 		if w <= 0 {
 			continue
 		}
-		if i == 0 || len(gs) == 0 || l.word != ls[i-1].word || l.field != ls[i-1].field {
-			gs = append(gs, group{word: l.word})
+		wp := &words[l.word]
+		wp.word = l.word
+		if i == 0 || l.word != ls[i-1].word || l.field != ls[i-1].field || len(wp.groups) == 0 {
+			wp.groups = append(wp.groups, group{})
 		}
-		g := &gs[len(gs)-1]
-		g.clauses = append(g.clauses, clause{pl: l.pl, w: w})
+		g := &wp.groups[len(wp.groups)-1]
+		g.clauses = append(g.clauses, clause{pl: l.pl, w: float32(w)})
+		wp.postings += len(l.pl.p)
 	}
-	return gs
+	out := words[:0]
+	for _, wp := range words {
+		if len(wp.groups) > 0 {
+			out = append(out, wp)
+		}
+	}
+	return out
 }
 
-// acc is one tool's running score in a search.
+// acc is one tool's running score in a search. It is 8 bytes, so that the
+// array of them for 100,000 tools stays mostly in the core's cache: the
+// search reads and writes it at every posting.
 type acc struct {
-	sum  float64 // the word scores summed
-	word uint32  // 1 + the last word that matched the tool
-	n    uint32  // how many words matched it
+	sum  float32 // the word scores summed
+	word uint16  // 1 + the last word that matched the tool
+	n    uint16  // how many words matched it
 }
+
+// maxQueryWords bounds the distinct words of a query that are scored (acc
+// counts them in 16 bits); words beyond it are ignored.
+const maxQueryWords = 1<<16 - 1
 
 // scratch is the per-search memory of rank, sized to the doc table and
 // reused through Index.pool: a search allocates almost nothing.
 type scratch struct {
-	acc     []acc     // by doc id; zero outside a search
-	tmp     []float64 // by doc id: a word's best alternative in a field; zero outside a group
-	touched []uint32  // doc ids with a non-zero acc
-	tmpDocs []uint32  // doc ids with a non-zero tmp
-	allow   []uint64  // bitset of doc ids the query's tags allow
-	cands   []cand
+	acc   []acc    // by doc id; zero outside a search
+	tmp   []uint32 // by doc id: a word's best alternative in a field (float bits); zero outside a group
+	hit   []uint64 // bitset of the doc ids with a non-zero acc
+	tmpHi []uint64 // bitset of the doc ids with a non-zero tmp
+	allow []uint64 // bitset of doc ids the query's tags allow
+	top   worstFirst
 }
 
 // cand is one scored tool.
@@ -120,20 +145,32 @@ type cand struct {
 	doc   uint32
 }
 
-// ranking is the result of rank: every matching tool with its score.
+// ranking is the result of rank: a score for every tool hit.
 type ranking struct {
-	s     *scratch
-	cands []cand
+	s      *scratch
+	ok     []uint64 // the tools that may be returned
+	nterms float64
 }
 
-// rank scores every live tool that matches a word of the query and carries
-// every tag in tags. It works term at a time: each clause's posting list is
-// read once, start to end, adding into a dense array of per-tool scores,
-// with no per-document merging of lists. A tool's score is its word scores
-// summed, each word scoring per field the best of its alternatives (the
-// term itself, synonyms, corrections) weighted by the field's boost, and
-// the sum multiplied by the share of the query's words the tool matches, so
+// rank scores the live tools that match a word of the query and carry every
+// tag in tags. A tool's score is its word scores summed, each word scoring
+// per field the best of its alternatives (the term itself, synonyms,
+// corrections) weighted by the field's boost, and the sum multiplied by the
+// share of the query's words the tool matches (the coordination factor), so
 // that a tool matching more of the query ranks higher.
+//
+// It works term at a time: each posting list is read once, start to end,
+// adding into a dense array of per-tool scores, with no per-document
+// merging of lists, no per-posting allocation and no pointer chasing; the
+// cost is one pass over the query's postings, then one over the tools hit.
+// (Pruning the kind MaxScore does was tried and measured: with the
+// coordination factor the words left at the point it may start are still
+// too many tools' to skip, and it cost more than it saved.)
+//
+// Which tools were hit is kept in bitsets (12.5 KB for 100,000 tools, so
+// they stay in the fastest cache), not in lists: whatever reads the scores
+// afterwards walks them in doc order, as the posting lists do, instead of
+// jumping around an array too large for the cache.
 func (x *Index) rank(terms []queryTerm, tags []string) *ranking {
 	s, _ := x.pool.Get().(*scratch)
 	if s == nil {
@@ -141,87 +178,139 @@ func (x *Index) rank(terms []queryTerm, tags []string) *ranking {
 	}
 	n := len(x.docs)
 	if len(s.acc) < n {
-		s.acc = make([]acc, n+n/8)
-		s.tmp = make([]float64, n+n/8)
+		m := n + n/8
+		s.acc, s.tmp = make([]acc, m), make([]uint32, m)
+		s.hit, s.tmpHi = make([]uint64, (m+63)/64), make([]uint64, (m+63)/64)
 	}
-	r := &ranking{s: s}
-	var allow []uint64
+	r := &ranking{s: s, ok: x.live, nterms: float64(len(terms))}
 	if len(tags) > 0 {
+		// The servers' spans hold only live tools (a replaced server's old
+		// tools are in its old span), so this is a subset of live.
 		if s.allow = x.allowedByTags(tags, s.allow); s.allow == nil {
+			r.ok = nil
 			return r
 		}
-		allow = s.allow
+		r.ok = s.allow
 	}
-	accs, tmp := s.acc, s.tmp
-	touched := s.touched[:0]
-	for _, g := range x.plan(terms) {
-		word := uint32(g.word + 1)
-		if len(g.clauses) == 1 {
-			c := g.clauses[0]
-			for _, p := range c.pl.p {
-				a := &accs[p.doc]
-				if a.word != word {
-					if a.word == 0 {
-						touched = append(touched, p.doc)
-					}
-					a.word = word
-					a.n++
-				}
-				a.sum += c.w * float64(p.imp)
-			}
-			continue
-		}
-		docs := s.tmpDocs[:0]
-		for _, c := range g.clauses {
-			for _, p := range c.pl.p {
-				v := c.w * float64(p.imp)
-				if t := tmp[p.doc]; v > t {
-					if t == 0 {
-						docs = append(docs, p.doc)
-					}
-					tmp[p.doc] = v
-				}
-			}
-		}
-		for _, d := range docs {
-			a := &accs[d]
-			if a.word != word {
-				if a.word == 0 {
-					touched = append(touched, d)
-				}
-				a.word = word
-				a.n++
-			}
-			a.sum += tmp[d]
-			tmp[d] = 0
-		}
-		s.tmpDocs = docs
+	for i, wp := range x.plan(terms) {
+		s.addWord(&wp, uint16(i+1))
 	}
-	s.touched = touched
-	cands := s.cands[:0]
-	nterms := float64(len(terms))
-	for _, d := range touched {
-		if x.docs[d].e == nil || allow != nil && allow[d/64]&(1<<(d%64)) == 0 {
-			continue
-		}
-		a := &accs[d]
-		cands = append(cands, cand{score: a.sum * float64(a.n) / nterms, doc: d})
-	}
-	s.cands = cands
-	r.cands = cands
 	return r
 }
+
+// b2u is 1 for true: the compiler makes it a flag-setting instruction, not a
+// branch, which would be mispredicted at random in the loops below.
+func b2u(b bool) uint16 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// addWord adds the scores of word (marked word in acc) to every tool in its
+// posting lists. The loops are small functions of their own, not inlined:
+// with few variables live, the compiler keeps them all in registers.
+func (s *scratch) addWord(wp *wordPlan, word uint16) {
+	for _, g := range wp.groups {
+		if len(g.clauses) == 1 {
+			addList(s.acc, s.hit, g.clauses[0].pl.p, g.clauses[0].w, word)
+			continue
+		}
+		// Several alternatives: their maxima are gathered in tmp and then
+		// added to the scores.
+		lo, hi := len(s.tmpHi), -1
+		for _, c := range g.clauses {
+			if l := c.pl.p; len(l) > 0 {
+				lo, hi = min(lo, int(l[0].doc/64)), max(hi, int(l[len(l)-1].doc/64))
+				maxList(s.tmp, s.tmpHi, l, c.w)
+			}
+		}
+		if hi >= lo {
+			addMax(s.acc, s.hit, s.tmp, s.tmpHi[lo:hi+1], lo, word)
+		}
+	}
+}
+
+// addList adds w × impact to the score of every tool in l, counting word
+// as matched for it.
+//go:noinline
+func addList(accs []acc, hit []uint64, l []posting, w float32, word uint16) {
+	for _, p := range l {
+		a := &accs[p.doc]
+		a.n += b2u(a.word != word)
+		a.word = word
+		a.sum += w * p.imp
+		hit[p.doc/64] |= 1 << (p.doc % 64)
+	}
+}
+
+// maxList raises tmp to w × impact for every tool in l and notes it in
+// tmpHi. The values are positive, and positive floats order as their bits
+// do: an integer max, without a branch.
+//go:noinline
+func maxList(tmp []uint32, tmpHi []uint64, l []posting, w float32) {
+	for _, p := range l {
+		tmp[p.doc] = max(tmp[p.doc], math.Float32bits(w*p.imp))
+		tmpHi[p.doc/64] |= 1 << (p.doc % 64)
+	}
+}
+
+// addMax adds tmp to the scores of the tools noted in bits (tmpHi from word
+// first on) and counts word as matched for them, zeroing both.
+//go:noinline
+func addMax(accs []acc, hit []uint64, tmp []uint32, bits []uint64, first int, word uint16) {
+	for i, b := range bits {
+		if b == 0 {
+			continue
+		}
+		w := first + i
+		bits[i] = 0
+		hit[w] |= b
+		for ; b != 0; b &= b - 1 {
+			d := w*64 + mbits.TrailingZeros64(b)
+			a := &accs[d]
+			a.n += b2u(a.word != word)
+			a.word = word
+			a.sum += math.Float32frombits(tmp[d])
+			tmp[d] = 0
+		}
+	}
+}
+
+// score is the score of acc a in a query of nterms words.
+func (a *acc) score(nterms float64) float64 { return float64(a.sum) * float64(a.n) / nterms }
 
 // release returns r's scratch to the pool, zeroed.
 func (x *Index) release(r *ranking) {
 	s := r.s
-	for _, d := range s.touched {
-		s.acc[d] = acc{}
+	for w, b := range s.hit {
+		if b == 0 {
+			continue
+		}
+		s.hit[w] = 0
+		for ; b != 0; b &= b - 1 {
+			s.acc[w*64+mbits.TrailingZeros64(b)] = acc{}
+		}
 	}
-	s.touched = s.touched[:0]
-	s.cands = s.cands[:0]
-	r.cands = nil
 	x.pool.Put(s)
+}
+
+// each calls fn for every tool hit that may be returned, in doc order.
+func (r *ranking) each(fn func(cand)) {
+	s := r.s
+	for w, b := range r.ok {
+		for b &= s.hit[w]; b != 0; b &= b - 1 {
+			d := w*64 + mbits.TrailingZeros64(b)
+			fn(cand{score: s.acc[d].score(r.nterms), doc: uint32(d)})
+		}
+	}
+}
+
+// all returns every tool hit that may be returned, unordered.
+func (r *ranking) all() []cand {
+	var out []cand
+	r.each(func(c cand) { out = append(out, c) })
+	return out
 }
 
 // better orders candidates: higher score first, then lower doc id, so that
@@ -233,24 +322,26 @@ func better(a, b cand) bool {
 	return a.doc < b.doc
 }
 
-// best returns the k best candidates, best first.
+// best returns the k best candidates, best first: one pass over the tools
+// hit, keeping the k best in a heap, the worst on top, so that most tools
+// cost one comparison.
 func (r *ranking) best(k int) []cand {
-	if k >= len(r.cands) {
-		out := append([]cand(nil), r.cands...)
-		sort.Slice(out, func(i, j int) bool { return better(out[i], out[j]) })
-		return out
-	}
-	// A heap of the k best so far, worst on top: one comparison for most
-	// candidates.
-	h := worstFirst(append([]cand(nil), r.cands[:k]...))
-	heap.Init(&h)
-	for _, c := range r.cands[k:] {
+	h := r.s.top[:0]
+	r.each(func(c cand) {
+		if len(h) < k {
+			h = append(h, c)
+			if len(h) == k {
+				heap.Init(&h)
+			}
+			return
+		}
 		if better(c, h[0]) {
 			h[0] = c
 			heap.Fix(&h, 0)
 		}
-	}
-	out := []cand(h)
+	})
+	r.s.top = h
+	out := append([]cand(nil), h...)
 	sort.Slice(out, func(i, j int) bool { return better(out[i], out[j]) })
 	return out
 }

@@ -291,6 +291,7 @@ func (x *Index) build(servers []*registry.Server) *state {
 		}
 	}
 	st.docs = make([]docRef, 0, len(todo))
+	st.live = make([]uint64, 0, (len(todo)+63)/64)
 	dts := make([]docTerms, min(buildChunk, len(todo)))
 	for lo := 0; lo < len(todo); lo += buildChunk {
 		chunk := todo[lo:min(lo+buildChunk, len(todo))]
@@ -513,15 +514,15 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 	if len(terms) == 0 {
 		return []Hit{}, nil
 	}
-	r := x.rank(terms, tags)
-	defer x.release(r)
 	// Collect a few more than asked, to rerank them by how fully the
 	// query explains each tool's name. The caller's filters may drop
-	// candidates: take more of the best until enough are kept.
+	// candidates: rank again for more of the best until enough are kept.
 	c.top = max(top, rerankPool)
+	r := x.rank(terms, tags)
+	defer x.release(r)
 	for k := c.top*2 + 10; ; k *= 4 {
-		c.reset()
 		best := r.best(k)
+		c.reset()
 		for _, cd := range best {
 			ref := x.docs[cd.doc]
 			if !c.add(ref.e, int(ref.tool), cd.score) {
@@ -713,6 +714,9 @@ func (x *Index) queryTerms(text string) ([]queryTerm, float64) {
 	for _, t := range x.analyze(expandIdentifiers(text)) {
 		if seen[t] || queryStop[t] {
 			continue
+		}
+		if len(out) == maxQueryWords {
+			break
 		}
 		seen[t] = true
 		qt := queryTerm{term: t}

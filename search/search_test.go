@@ -602,6 +602,19 @@ func newReference(x *Index) *reference {
 func referenceScores(x *Index, ref *reference, text string, tags []string) map[uint32]float64 {
 	x.mu.RLock()
 	terms, _ := x.queryTerms(text)
+	// Single-precision sums depend on their order: add the words in the
+	// order rank does (rarest first), the words that match nothing last.
+	var order []queryTerm
+	inPlan := map[int]bool{}
+	for _, wp := range x.plan(terms) {
+		order = append(order, terms[wp.word])
+		inPlan[wp.word] = true
+	}
+	for i, qt := range terms {
+		if !inPlan[i] {
+			order = append(order, qt)
+		}
+	}
 	x.mu.RUnlock()
 	docs, df := ref.docs, ref.df
 	n := float64(len(docs))
@@ -634,11 +647,12 @@ func referenceScores(x *Index, ref *reference, text string, tags []string) map[u
 		if !ok {
 			continue
 		}
-		total, matched := 0.0, 0
-		for _, qt := range terms {
+		var total float32 // as rank sums, in single precision
+		matched := 0
+		for _, qt := range order {
 			word := false
 			for fi := 0; fi < numFields; fi++ {
-				best := 0.0
+				var best float32
 				for ai, a := range qt.alts {
 					tf := dc.counts[fi][a.term]
 					if skip(ai, fi) || tf == 0 {
@@ -646,7 +660,7 @@ func referenceScores(x *Index, ref *reference, text string, tags []string) map[u
 					}
 					i := idf(n, df[fi][a.term])
 					imp := float32(math.Sqrt(float64(tf)) * (1 / math.Sqrt(float64(dc.lens[fi]))))
-					best = max(best, x.fieldBoost(fi)*a.boost*i*i*qn*float64(imp))
+					best = max(best, float32(x.fieldBoost(fi)*a.boost*i*i*qn)*imp)
 				}
 				if best > 0 {
 					total += best
@@ -658,7 +672,7 @@ func referenceScores(x *Index, ref *reference, text string, tags []string) map[u
 			}
 		}
 		if matched > 0 {
-			out[dc.id] = total * float64(matched) / float64(len(terms))
+			out[dc.id] = float64(total) * float64(matched) / float64(len(terms))
 		}
 	}
 	return out
@@ -678,7 +692,7 @@ func checkReference(t *testing.T, x *Index, qs []labeled) {
 			got := map[uint32]float64{}
 			if len(terms) > 0 {
 				r := x.rank(terms, tags)
-				for _, c := range r.cands {
+				for _, c := range r.all() {
 					got[c.doc] = c.score
 				}
 				x.release(r)

@@ -14,7 +14,9 @@ import (
 	"runtime/pprof"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/mcpgw/mcpgw/registry"
 	"github.com/mcpgw/mcpgw/registry/sqlite"
@@ -29,6 +31,7 @@ var indexOptions search.Options
 var (
 	cpuProfile, buildProfile string
 	skipStartup              bool
+	slowest                  int
 )
 
 // profile starts a CPU profile into file (none when file is empty) and
@@ -64,6 +67,7 @@ func main() {
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the timed queries to this file")
 	flag.StringVar(&buildProfile, "buildprofile", "", "write a CPU profile of the large registry's index build to this file")
 	flag.BoolVar(&skipStartup, "nostartup", false, "skip the start-up from SQLite measurement")
+	flag.IntVar(&slowest, "slowest", 0, "list this many queries with the slowest fastest run")
 	flag.Parse()
 	if *boostsFlag != "" {
 		var b search.Boosts
@@ -194,25 +198,59 @@ func scale(ctx context.Context, base []*registry.Server, qs []searchbench.Labele
 
 	prev := runtime.GOMAXPROCS(cores)
 	defer runtime.GOMAXPROCS(prev)
-	var lat []time.Duration
+	var lat, cpu []time.Duration
+	perQuery := make([][]time.Duration, len(qs))
 	stop, err = profile(cpuProfile)
 	if err != nil {
 		return err
 	}
 	defer stop()
+	// The thread's CPU time is read around each query too: on a shared
+	// machine the wall time includes waiting for a core.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var gc0, gc1 runtime.MemStats
+	runtime.ReadMemStats(&gc0)
 	for r := 0; r < rounds; r++ {
-		for _, q := range qs {
-			t0 := time.Now()
+		for i, q := range qs {
+			c0, t0 := threadCPU(), time.Now()
 			if _, err := idx.Search(ctx, search.Query{Text: q.Query, Tags: q.Tags, Top: 5}); err != nil {
 				return err
 			}
-			lat = append(lat, time.Since(t0))
+			d := time.Since(t0)
+			lat = append(lat, d)
+			cpu = append(cpu, threadCPU()-c0)
+			perQuery[i] = append(perQuery[i], d)
 		}
 	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	pct := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))] }
+	runtime.ReadMemStats(&gc1)
+	for _, l := range [][]time.Duration{lat, cpu} {
+		sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+	}
+	pct := func(l []time.Duration, p float64) time.Duration {
+		return l[int(p*float64(len(l)-1))].Round(time.Microsecond)
+	}
 	fmt.Printf("  query (GOMAXPROCS %d, %d queries): p50 %s  p90 %s  p99 %s  max %s\n", cores, len(lat),
-		pct(0.50).Round(time.Microsecond), pct(0.90).Round(time.Microsecond), pct(0.99).Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond))
+		pct(lat, 0.50), pct(lat, 0.90), pct(lat, 0.99), pct(lat, 1))
+	fmt.Printf("    CPU time of the querying thread: p50 %s  p90 %s  p99 %s  max %s; %d GC cycles during the queries\n",
+		pct(cpu, 0.50), pct(cpu, 0.90), pct(cpu, 0.99), pct(cpu, 1), gc1.NumGC-gc0.NumGC)
+	if slowest > 0 {
+		// A query's fastest run is its own cost; the spread above it is the
+		// machine's noise (other processes, garbage collection).
+		type qt struct {
+			q        string
+			min, med time.Duration
+		}
+		var qts []qt
+		for i, ds := range perQuery {
+			sort.Slice(ds, func(a, b int) bool { return ds[a] < ds[b] })
+			qts = append(qts, qt{qs[i].Query, ds[0], ds[len(ds)/2]})
+		}
+		sort.Slice(qts, func(a, b int) bool { return qts[a].min > qts[b].min })
+		for _, x := range qts[:min(slowest, len(qts))] {
+			fmt.Printf("    fastest %s  median %s  %q\n", x.min.Round(time.Microsecond), x.med.Round(time.Microsecond), x.q)
+		}
+	}
 	return nil
 }
 
@@ -339,3 +377,16 @@ func heap() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
 }
+
+// threadCPU is the CPU time the calling OS thread has used
+// (clock_gettime(CLOCK_THREAD_CPUTIME_ID); getrusage counts in clock ticks).
+func threadCPU() time.Duration {
+	var ts syscall.Timespec
+	if _, _, errno := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockThreadCPUTime, uintptr(unsafe.Pointer(&ts)), 0); errno != 0 {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
+// clockThreadCPUTime is Linux's CLOCK_THREAD_CPUTIME_ID.
+const clockThreadCPUTime = 3
