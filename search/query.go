@@ -233,6 +233,7 @@ func (s *scratch) addWord(wp *wordPlan, word uint16) {
 
 // addList adds w × impact to the score of every tool in l, counting word
 // as matched for it.
+//
 //go:noinline
 func addList(accs []acc, hit []uint64, l []posting, w float32, word uint16) {
 	for _, p := range l {
@@ -247,6 +248,7 @@ func addList(accs []acc, hit []uint64, l []posting, w float32, word uint16) {
 // maxList raises tmp to w × impact for every tool in l and notes it in
 // tmpHi. The values are positive, and positive floats order as their bits
 // do: an integer max, without a branch.
+//
 //go:noinline
 func maxList(tmp []uint32, tmpHi []uint64, l []posting, w float32) {
 	for _, p := range l {
@@ -257,6 +259,7 @@ func maxList(tmp []uint32, tmpHi []uint64, l []posting, w float32) {
 
 // addMax adds tmp to the scores of the tools noted in bits (tmpHi from word
 // first on) and counts word as matched for them, zeroing both.
+//
 //go:noinline
 func addMax(accs []acc, hit []uint64, tmp []uint32, bits []uint64, first int, word uint16) {
 	for i, b := range bits {
