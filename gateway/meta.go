@@ -111,7 +111,11 @@ func (g *Gateway) serveMeta(w http.ResponseWriter, r *http.Request) {
 			noteRPC(r.Context(), method(msgs), tool(msgs)) // for the request's log event and metrics
 		}
 	}
-	g.meta.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
+	// Large results of the meta tools are written in place by the response
+	// writer rather than encoded by mcp-go (metapayload.go).
+	pl := &payloads{}
+	ctx := withPayloads(auth.WithPrincipal(r.Context(), p), pl)
+	g.meta.ServeHTTP(&payloadWriter{ResponseWriter: w, p: pl}, r.WithContext(ctx))
 }
 
 // jsonResult is the meta tools' result shape: one text content holding the
@@ -146,7 +150,7 @@ func (g *Gateway) toolListServices(ctx context.Context, _ mcp.CallToolRequest) (
 	if err != nil {
 		return errorResult(err), nil
 	}
-	return jsonResult(l)
+	return jsonBytesResult(ctx, l.appendJSON(make([]byte, 0, 320*len(l.Services)+64))), nil
 }
 
 func (g *Gateway) toolServerDetails(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
@@ -163,7 +167,7 @@ func (g *Gateway) toolServerDetails(ctx context.Context, req mcp.CallToolRequest
 	if err != nil {
 		return errorResult(err), nil
 	}
-	return jsonResult(d)
+	return jsonResultCtx(ctx, d)
 }
 
 func (g *Gateway) toolHealthcheck(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
@@ -171,7 +175,7 @@ func (g *Gateway) toolHealthcheck(ctx context.Context, _ mcp.CallToolRequest) (*
 	if err != nil {
 		return errorResult(err), nil
 	}
-	return jsonResult(m)
+	return jsonResultCtx(ctx, m)
 }
 
 // mayAdmin is the call-time check of the admin tools (the tool filter hides

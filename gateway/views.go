@@ -98,6 +98,9 @@ func (g *Gateway) visibleServer(ctx context.Context, p *auth.Principal, path str
 
 // visibleTools is the tool list of s as p may see it.
 func (g *Gateway) visibleTools(p *auth.Principal, s *registry.Server) []registry.Tool {
+	if g.allToolsVisible(p, s) {
+		return append(make([]registry.Tool, 0, len(s.ToolList)), s.ToolList...)
+	}
 	out := make([]registry.Tool, 0, len(s.ToolList))
 	for _, t := range s.ToolList {
 		if g.policy.Allowed(p, s.Path, "tools/call", t.Name) {
@@ -107,9 +110,21 @@ func (g *Gateway) visibleTools(p *auth.Principal, s *registry.Server) []registry
 	return out
 }
 
+// allToolsVisible reports whether p may use every tool of s, as the
+// policy can tell at once (see toolsRestricter): then nothing needs to ask
+// about each tool.
+func (g *Gateway) allToolsVisible(p *auth.Principal, s *registry.Server) bool {
+	tr, ok := g.policy.(toolsRestricter)
+	return ok && !tr.ToolsRestricted(p, s.Path)
+}
+
 // countVisibleTools is len(visibleTools(p, s)) without copying the tools:
-// list_services asks it for every server.
+// list_services asks it for every server. Unless the policy restricts the
+// tools of s for p, that is every tool, without a decision per tool.
 func (g *Gateway) countVisibleTools(p *auth.Principal, s *registry.Server) int {
+	if g.allToolsVisible(p, s) {
+		return len(s.ToolList)
+	}
 	n := 0
 	for _, t := range s.ToolList {
 		if g.policy.Allowed(p, s.Path, "tools/call", t.Name) {

@@ -1,0 +1,180 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"sync"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// A large meta tool result is written into the response by the gateway
+// rather than encoded by mcp-go. mcp-go encodes a CallToolResult through
+// nested json.Marshalers, and encoding/json validates and compacts every
+// Marshaler's output again at each level: list_services at 10,000 services
+// (3 MB of JSON, twice: as text and as structuredContent) spent 130 ms of its
+// 160 ms in that. So the tool hands mcp-go a result whose text and
+// structuredContent are placeholder strings, and the response writer of the
+// meta request writes the JSON in their place: the bytes on the wire are
+// those mcp-go would have written, encoded once.
+
+// payloadMin is the size from which a result is written in place; smaller
+// ones are not worth the detour.
+const payloadMin = 32 << 10
+
+// payloadPrefix starts every placeholder; the rest is random, so no other
+// content can be mistaken for one.
+const payloadPrefix = `"mcpgw-payload-`
+
+// payloadTokenLen is the length of a quoted placeholder: the prefix, 32 hex
+// digits and the closing quote.
+const payloadTokenLen = len(payloadPrefix) + 32 + 1
+
+// payloads are the results of one meta request waiting to be written, by
+// quoted placeholder.
+type payloads struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+type payloadsKey struct{}
+
+func withPayloads(ctx context.Context, p *payloads) context.Context {
+	return context.WithValue(ctx, payloadsKey{}, p)
+}
+
+// add keeps b to be written in place of the placeholder it returns (quoted,
+// as it appears in the encoded response).
+func (p *payloads) add(b []byte) string {
+	var id [16]byte
+	_, _ = rand.Read(id[:])
+	token := payloadPrefix + hex.EncodeToString(id[:]) + `"`
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[string][]byte{}
+	}
+	p.m[token] = b
+	return token
+}
+
+// take removes and returns the payload of token.
+func (p *payloads) take(token []byte) ([]byte, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b, ok := p.m[string(token)]
+	if ok {
+		delete(p.m, string(token))
+	}
+	return b, ok
+}
+
+func (p *payloads) pending() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.m) > 0
+}
+
+// jsonResultCtx is jsonResult for the meta tools whose answers grow with the
+// registry: a large answer is written in place by the meta request's
+// response writer (see payloadWriter). The result is the same: one text
+// content holding the JSON, and the same object as structuredContent.
+func jsonResultCtx(ctx context.Context, v any) (*mcp.CallToolResult, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return jsonBytesResult(ctx, b), nil
+}
+
+// jsonBytesResult is jsonResultCtx for JSON already encoded.
+func jsonBytesResult(ctx context.Context, b []byte) *mcp.CallToolResult {
+	p, _ := ctx.Value(payloadsKey{}).(*payloads)
+	if p == nil || len(b) < payloadMin {
+		return mcp.NewToolResultStructured(json.RawMessage(b), string(b))
+	}
+	text := p.add(quoteJSON(b))
+	structured := p.add(b)
+	// The text placeholder is given unquoted: mcp-go quotes the string.
+	return mcp.NewToolResultStructured(json.RawMessage(structured), text[1:len(text)-1])
+}
+
+// quoteJSON returns b as a JSON string literal. b is JSON as json.Marshal
+// writes it (no control characters; <, >, &, U+2028 and U+2029 already
+// escaped), so only quotes and backslashes need escaping.
+func quoteJSON(b []byte) []byte {
+	// JSON has a quote every few bytes: count them, then fill the result
+	// by index, which beats searching and appending.
+	n := 0
+	for _, c := range b {
+		if c == '"' || c == '\\' {
+			n++
+		}
+	}
+	out := make([]byte, len(b)+n+2)
+	out[0] = '"'
+	j := 1
+	for _, c := range b {
+		if c == '"' || c == '\\' {
+			out[j] = '\\'
+			j++
+		}
+		out[j] = c
+		j++
+	}
+	out[j] = '"'
+	return out
+}
+
+// payloadWriter writes a meta response, putting each waiting payload in
+// place of its placeholder. mcp-go writes a response (a JSON body, or one
+// SSE event) in one Write, so a placeholder is never split between two.
+type payloadWriter struct {
+	http.ResponseWriter
+	p *payloads
+}
+
+func (w *payloadWriter) Write(b []byte) (int, error) {
+	if !w.p.pending() {
+		return w.ResponseWriter.Write(b)
+	}
+	n := len(b)
+	for {
+		i := bytes.Index(b, []byte(payloadPrefix))
+		if i < 0 || len(b)-i < payloadTokenLen {
+			break
+		}
+		payload, ok := w.p.take(b[i : i+payloadTokenLen])
+		if !ok {
+			// Not one of ours: write through its prefix and look on.
+			if _, err := w.ResponseWriter.Write(b[:i+len(payloadPrefix)]); err != nil {
+				return 0, err
+			}
+			b = b[i+len(payloadPrefix):]
+			continue
+		}
+		if _, err := w.ResponseWriter.Write(b[:i]); err != nil {
+			return 0, err
+		}
+		if _, err := w.ResponseWriter.Write(payload); err != nil {
+			return 0, err
+		}
+		b = b[i+payloadTokenLen:]
+	}
+	if _, err := w.ResponseWriter.Write(b); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+func (w *payloadWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *payloadWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
