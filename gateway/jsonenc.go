@@ -1,64 +1,157 @@
 package gateway
 
 import (
+	"bytes"
 	"strconv"
 	"unicode/utf8"
 )
 
-// appendJSON appends l as encoding/json encodes it (same bytes: field
-// order, HTML escaping), without reflection: list_services encodes 10,000
-// summaries per call.
-func (l serviceList) appendJSON(b []byte) []byte {
-	b = append(b, `{"services":[`...)
-	for i := range l.Services {
-		if i > 0 {
-			b = append(b, ',')
+// jsonPair writes a JSON value and, alongside, the same JSON as the inside
+// of a JSON string literal (quotes and backslashes escaped): list_services
+// sends its answer both as structuredContent and as text, and escaping 3 MB
+// afterwards byte by byte cost more than writing both at once, where every
+// piece is known.
+type jsonPair struct {
+	raw, quoted []byte
+}
+
+// jsonLit is a piece of JSON syntax in both forms.
+type jsonLit struct{ raw, quoted string }
+
+func lit(raw string) jsonLit {
+	return jsonLit{raw: raw, quoted: string(escapeQuotes(nil, []byte(raw)))}
+}
+
+// escapeQuotes appends b with a backslash before each quote and backslash.
+func escapeQuotes(dst, b []byte) []byte {
+	for _, c := range b {
+		if c == '"' || c == '\\' {
+			dst = append(dst, '\\')
 		}
-		b = l.Services[i].appendJSON(b)
+		dst = append(dst, c)
 	}
-	b = append(b, `],"total_count":`...)
-	b = strconv.AppendInt(b, int64(l.TotalCount), 10)
-	return append(b, '}')
+	return dst
 }
 
-func (s *serviceSummary) appendJSON(b []byte) []byte {
-	b = append(b, `{"server_name":`...)
-	b = appendJSONString(b, s.ServerName)
-	b = append(b, `,"path":`...)
-	b = appendJSONString(b, s.Path)
-	b = append(b, `,"description":`...)
-	b = appendJSONString(b, s.Description)
-	b = append(b, `,"tags":`...)
-	b = appendJSONStrings(b, s.Tags)
-	b = append(b, `,"enabled":`...)
-	b = strconv.AppendBool(b, s.Enabled)
-	b = append(b, `,"health_status":`...)
-	b = appendJSONString(b, s.HealthStatus)
-	b = append(b, `,"last_checked_iso":`...)
-	b = appendJSONString(b, s.LastCheckedISO)
-	b = append(b, `,"num_tools":`...)
-	b = strconv.AppendInt(b, int64(s.NumTools), 10)
-	b = append(b, `,"supported_transports":`...)
-	b = appendJSONStrings(b, s.SupportedTransports)
-	b = append(b, `,"auth_provider":`...)
-	b = appendJSONString(b, s.AuthProvider)
-	b = append(b, `,"auth_type":`...)
-	b = appendJSONString(b, s.AuthType)
-	return append(b, '}')
+func (p *jsonPair) lit(l jsonLit) {
+	p.raw = append(p.raw, l.raw...)
+	p.quoted = append(p.quoted, l.quoted...)
 }
 
-func appendJSONStrings(b []byte, ss []string) []byte {
+// str writes s as a JSON string (as encoding/json writes it) in both forms.
+func (p *jsonPair) str(s string) {
+	start := len(p.raw)
+	p.raw = appendJSONString(p.raw, s)
+	enc := p.raw[start+1 : len(p.raw)-1] // inside the quotes
+	p.quoted = append(p.quoted, '\\', '"')
+	if bytes.IndexByte(enc, '\\') < 0 && bytes.IndexByte(enc, '"') < 0 {
+		p.quoted = append(p.quoted, enc...)
+	} else {
+		p.quoted = escapeQuotes(p.quoted, enc)
+	}
+	p.quoted = append(p.quoted, '\\', '"')
+}
+
+// plain writes JSON that holds no quote or backslash (numbers, booleans).
+func (p *jsonPair) plain(b []byte) {
+	p.raw = append(p.raw, b...)
+	p.quoted = append(p.quoted, b...)
+}
+
+func (p *jsonPair) int(n int) {
+	start := len(p.raw)
+	p.raw = strconv.AppendInt(p.raw, int64(n), 10)
+	p.quoted = append(p.quoted, p.raw[start:]...)
+}
+
+func (p *jsonPair) bool(v bool) {
+	if v {
+		p.plain([]byte("true"))
+	} else {
+		p.plain([]byte("false"))
+	}
+}
+
+func (p *jsonPair) strs(ss []string) {
 	if ss == nil {
-		return append(b, "null"...)
+		p.plain([]byte("null"))
+		return
 	}
-	b = append(b, '[')
+	p.plain([]byte{'['})
 	for i, s := range ss {
 		if i > 0 {
-			b = append(b, ',')
+			p.plain([]byte{','})
 		}
-		b = appendJSONString(b, s)
+		p.str(s)
 	}
-	return append(b, ']')
+	p.plain([]byte{']'})
+}
+
+var (
+	litServicesOpen  = lit(`{"services":[`)
+	litServicesClose = lit(`],"total_count":`)
+	litServerName    = lit(`{"server_name":`)
+	litPath          = lit(`,"path":`)
+	litDescription   = lit(`,"description":`)
+	litTags          = lit(`,"tags":`)
+	litEnabled       = lit(`,"enabled":`)
+	litHealthStatus  = lit(`,"health_status":`)
+	litLastChecked   = lit(`,"last_checked_iso":`)
+	litNumTools      = lit(`,"num_tools":`)
+	litTransports    = lit(`,"supported_transports":`)
+	litAuthProvider  = lit(`,"auth_provider":`)
+	litAuthType      = lit(`,"auth_type":`)
+)
+
+// encodeBoth returns l as JSON (as encoding/json encodes it) and that JSON
+// as a JSON string literal, the two forms of list_services' result.
+func (l serviceList) encodeBoth() (raw, text []byte) {
+	p := &jsonPair{raw: make([]byte, 0, 320*len(l.Services)+64)}
+	p.quoted = append(make([]byte, 0, cap(p.raw)*5/4), '"')
+	l.encode(p)
+	return p.raw, append(p.quoted, '"')
+}
+
+// encode writes l as encoding/json encodes it (same bytes: field order,
+// HTML escaping) into p, without reflection: list_services encodes 10,000
+// summaries per call.
+func (l serviceList) encode(p *jsonPair) {
+	p.lit(litServicesOpen)
+	for i := range l.Services {
+		if i > 0 {
+			p.plain([]byte{','})
+		}
+		l.Services[i].encode(p)
+	}
+	p.lit(litServicesClose)
+	p.int(l.TotalCount)
+	p.plain([]byte{'}'})
+}
+
+func (s *serviceSummary) encode(p *jsonPair) {
+	p.lit(litServerName)
+	p.str(s.ServerName)
+	p.lit(litPath)
+	p.str(s.Path)
+	p.lit(litDescription)
+	p.str(s.Description)
+	p.lit(litTags)
+	p.strs(s.Tags)
+	p.lit(litEnabled)
+	p.bool(s.Enabled)
+	p.lit(litHealthStatus)
+	p.str(s.HealthStatus)
+	p.lit(litLastChecked)
+	p.str(s.LastCheckedISO)
+	p.lit(litNumTools)
+	p.int(s.NumTools)
+	p.lit(litTransports)
+	p.strs(s.SupportedTransports)
+	p.lit(litAuthProvider)
+	p.str(s.AuthProvider)
+	p.lit(litAuthType)
+	p.str(s.AuthType)
+	p.plain([]byte{'}'})
 }
 
 // appendJSONString appends s as a JSON string exactly as encoding/json

@@ -34,7 +34,8 @@ func FuzzAppendJSONString(f *testing.F) {
 }
 
 // TestServiceListAppendJSON: list_services' encoder writes what
-// encoding/json writes for the same list.
+// encoding/json writes for the same list, and as text what encoding/json
+// writes for that JSON as a string.
 func TestServiceListAppendJSON(t *testing.T) {
 	for _, l := range []serviceList{
 		{Services: []serviceSummary{}},
@@ -44,11 +45,17 @@ func TestServiceListAppendJSON(t *testing.T) {
 				HealthStatus: "unhealthy: dial tcp: refused", LastCheckedISO: "2025-01-02T03:04:05Z", NumTools: 12,
 				SupportedTransports: []string{"streamable-http", "sse"}, AuthProvider: "bedrock-agentcore", AuthType: "oauth"},
 			{ServerName: "B", Path: "/b", Tags: []string{}, SupportedTransports: nil, NumTools: -1},
+			{ServerName: `back\slash "q" \u0041`, Description: "ctl \x01 \u2028 bad \xff", Tags: []string{`a"b`, `c\d`}},
 		}, TotalCount: 2},
 	} {
 		want, _ := json.Marshal(l)
-		if got := l.appendJSON(nil); string(got) != string(want) {
-			t.Errorf("got\n%s\nwant\n%s", got, want)
+		raw, text := l.encodeBoth()
+		if string(raw) != string(want) {
+			t.Errorf("got\n%s\nwant\n%s", raw, want)
+		}
+		wantText, _ := json.Marshal(string(want))
+		if string(text) != string(wantText) {
+			t.Errorf("text form\n%s\nwant\n%s", text, wantText)
 		}
 	}
 }

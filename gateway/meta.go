@@ -150,7 +150,8 @@ func (g *Gateway) toolListServices(ctx context.Context, _ mcp.CallToolRequest) (
 	if err != nil {
 		return errorResult(err), nil
 	}
-	return jsonBytesResult(ctx, l.appendJSON(make([]byte, 0, 320*len(l.Services)+64))), nil
+	raw, text := l.encodeBoth()
+	return jsonBytesResult(ctx, raw, text), nil
 }
 
 func (g *Gateway) toolServerDetails(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {

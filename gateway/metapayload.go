@@ -88,16 +88,21 @@ func jsonResultCtx(ctx context.Context, v any) (*mcp.CallToolResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	return jsonBytesResult(ctx, b), nil
+	return jsonBytesResult(ctx, b, nil), nil
 }
 
-// jsonBytesResult is jsonResultCtx for JSON already encoded.
-func jsonBytesResult(ctx context.Context, b []byte) *mcp.CallToolResult {
+// jsonBytesResult is jsonResultCtx for JSON already encoded. textLit, when
+// not nil, is b as a JSON string literal (see jsonPair), which spares
+// escaping b here.
+func jsonBytesResult(ctx context.Context, b, textLit []byte) *mcp.CallToolResult {
 	p, _ := ctx.Value(payloadsKey{}).(*payloads)
 	if p == nil || len(b) < payloadMin {
 		return mcp.NewToolResultStructured(json.RawMessage(b), string(b))
 	}
-	text := p.add(quoteJSON(b))
+	if textLit == nil {
+		textLit = quoteJSON(b)
+	}
+	text := p.add(textLit)
 	structured := p.add(b)
 	// The text placeholder is given unquoted: mcp-go quotes the string.
 	return mcp.NewToolResultStructured(json.RawMessage(structured), text[1:len(text)-1])
