@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/blevesearch/bleve/v2/analysis"
 	"github.com/blevesearch/bleve/v2/analysis/lang/en"
@@ -44,24 +45,30 @@ func newAnalyzer() (*textAnalyzer, error) {
 		filters = append(filters, f)
 	}
 	n := len(filters)
-	return &textAnalyzer{tok: tok, filters: filters[: n-2 : n-2], stemmers: filters[n-2:], stems: map[string]string{}}, nil
+	return &textAnalyzer{tok: tok, filters: filters[: n-2 : n-2], stemmers: filters[n-2:],
+		stems: map[string]string{}, terms: map[string]string{}}, nil
 }
 
-// maxCachedStems bounds the stem cache; words beyond it are stemmed each time.
-const maxCachedStems = 1 << 18
+// maxCached bounds each of the analyzer's caches; words beyond it are
+// analyzed each time.
+const maxCached = 1 << 18
 
 // textAnalyzer runs bleve's tokenizer and token filters and then the
-// stemmers through a cache of each word's stem. Stemming was a third of the
-// cost of analysis, and tool texts repeat a small vocabulary; the cache also
-// hands out one shared string per stem, so that analyzing a text allocates
-// no string per token. It is safe for concurrent use.
+// stemmers. Every filter works on one token at a time, so what a token
+// becomes depends on its text only: terms caches it per token, and a token
+// seen before costs one map lookup instead of the filters and the stemmer.
+// Tool texts repeat a small vocabulary, and analysis is most of the cost of
+// building the index. The caches also hand out one shared string per term,
+// so that analyzing a text allocates no string per token. It is safe for
+// concurrent use.
 type textAnalyzer struct {
 	tok      analysis.Tokenizer
 	filters  []analysis.TokenFilter // before stemming
 	stemmers []analysis.TokenFilter
 
 	mu    sync.RWMutex
-	stems map[string]string // word -> stem
+	stems map[string]string // word (filtered) -> stem
+	terms map[string]string // token as the tokenizer gives it -> term; "" when a filter drops it
 }
 
 var _ analysis.Analyzer = (*textAnalyzer)(nil)
@@ -99,7 +106,7 @@ func (a *textAnalyzer) stem(word []byte) string {
 		one = f.Filter(one)
 	}
 	s = string(one[0].Term)
-	if n < maxCachedStems {
+	if n < maxCached {
 		a.mu.Lock()
 		if prev, ok := a.stems[string(word)]; ok {
 			s = prev
@@ -111,25 +118,149 @@ func (a *textAnalyzer) stem(word []byte) string {
 	return s
 }
 
-// terms returns the analyzed terms of text, in order.
-func (a *textAnalyzer) terms(text string) []string {
+// analyze returns the analyzed terms of text, in order.
+func (a *textAnalyzer) analyze(text string) []string {
 	if text == "" {
 		return nil
 	}
-	ts := a.words([]byte(text))
-	out := make([]string, 0, len(ts))
-	for _, t := range ts {
-		if len(t.Term) > 0 {
-			if s := a.stem(t.Term); s != "" {
-				out = append(out, s)
+	out := make([]string, 0, len(text)/6)
+	add := func(w string) {
+		if t := a.cached(w); t != "" {
+			out = append(out, t)
+		}
+	}
+	if isASCII(text) {
+		asciiWords(text, add)
+		return out
+	}
+	// Word boundaries never join across white space: the ASCII fields take
+	// the fast path, the others bleve's tokenizer.
+	for i := 0; i < len(text); {
+		if n := spaceAt(text, i); n > 0 {
+			i += n
+			continue
+		}
+		j, ascii := i, true
+		for j < len(text) && spaceAt(text, j) == 0 {
+			ascii = ascii && text[j] < utf8.RuneSelf
+			j++
+		}
+		if ascii {
+			asciiWords(text[i:j], add)
+		} else {
+			for _, t := range a.tok.Tokenize([]byte(text[i:j])) {
+				add(string(t.Term)) // no allocation when cached: the conversion only looks up
 			}
 		}
+		i = j
 	}
 	return out
 }
 
+// cached returns the term of token tok, from the cache when it is there.
+func (a *textAnalyzer) cached(tok string) string {
+	a.mu.RLock()
+	term, ok := a.terms[tok]
+	n := len(a.terms)
+	a.mu.RUnlock()
+	if ok {
+		return term
+	}
+	term = a.term([]byte(tok))
+	if n < maxCached {
+		a.mu.Lock()
+		a.terms[strings.Clone(tok)] = term
+		a.mu.Unlock()
+	}
+	return term
+}
+
+// isASCII reports whether s is all ASCII.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// asciiWords calls fn with each word of the ASCII text s, exactly as
+// bleve's Unicode tokenizer (UAX #29 word boundaries, as the segment
+// package implements them) finds them; TestASCIIWordsMatchBleve checks it.
+// Restricted to ASCII the rules are few: letters, digits and '_' join;
+// one ':', '.' or '\” between two letters joins them, and one ',', ';',
+// '.' or '\” between two digits; every other byte separates words and is
+// no word itself. Segmenting with bleve's general state machine was a third
+// of the cost of building the index.
+func asciiWords(s string, fn func(string)) {
+	for i := 0; i < len(s); {
+		if asciiClass[s[i]] < classWord {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(s) {
+			c := asciiClass[s[j]]
+			if c >= classWord {
+				j++
+				continue
+			}
+			if j+1 < len(s) && c != classOther {
+				p, q := asciiClass[s[j-1]], asciiClass[s[j+1]]
+				if p == q && (p == classLetter && c&midLetter != 0 || p == classDigit && c&midNum != 0) {
+					j += 2
+					continue
+				}
+			}
+			break
+		}
+		fn(s[i:j])
+		i = j
+	}
+}
+
+// ASCII classes for asciiWords: the word classes are at least classWord;
+// below it, the bits say between what a byte may join.
+const (
+	classOther  = 0
+	midLetter   = 1 // ':' '.' '\''
+	midNum      = 2 // ',' ';' '.' '\''
+	classWord   = 4
+	classLetter = 4
+	classDigit  = 5
+	classUnder  = 6
+)
+
+var asciiClass = func() (c [256]uint8) {
+	for b := 'a'; b <= 'z'; b++ {
+		c[b], c[b-'a'+'A'] = classLetter, classLetter
+	}
+	for b := '0'; b <= '9'; b++ {
+		c[b] = classDigit
+	}
+	c['_'] = classUnder
+	c[':'] = midLetter
+	c[','], c[';'] = midNum, midNum
+	c['.'], c['\''] = midLetter|midNum, midLetter|midNum
+	return c
+}()
+
+// term runs the filters and the stemmer on one token: "" when a filter
+// drops it.
+func (a *textAnalyzer) term(tok []byte) string {
+	one := analysis.TokenStream{{Term: append([]byte(nil), tok...)}}
+	for _, f := range a.filters {
+		one = f.Filter(one)
+	}
+	if len(one) == 0 || len(one[0].Term) == 0 {
+		return ""
+	}
+	return a.stem(one[0].Term)
+}
+
 // analyze returns the analyzed terms of text, in order.
-func (x *Index) analyze(text string) []string { return x.an.terms(text) }
+func (x *Index) analyze(text string) []string { return x.an.analyze(text) }
 
 // toolFields are the analyzed terms of one tool document, by field.
 type toolFields struct {

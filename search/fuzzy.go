@@ -1,10 +1,14 @@
 package search
 
 import (
+	"bytes"
 	"encoding/json"
 	"math/bits"
 	"sort"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/mcpgw/mcpgw/registry"
 )
 
 // maxCorrections is how many spelling corrections one unknown word gets.
@@ -144,89 +148,178 @@ func editDistance(a, b string, max int) int {
 }
 
 // schemaText is the searchable text of a tool's input schema: every
-// property's name and description, nested objects and array items included.
-// A schema that is not what it should be yields what could be read of it.
+// property's name and description, nested objects and array items included
+// (to maxSchemaDepth). A schema that is not what it should be yields what
+// could be read of it. It scans the JSON rather than decoding it: decoding
+// every schema into maps was a fifth of the cost of building the index.
 func schemaText(raw json.RawMessage) string {
 	if len(raw) == 0 {
 		return ""
 	}
 	var b strings.Builder
-	// Most schemas decode straight into typedSchema; only one with an odd
-	// shape somewhere (a non-string description, a tuple of items) takes
-	// the slower, lenient walk.
-	var ts typedSchema
-	if json.Unmarshal(raw, &ts) == nil {
-		ts.text(&b, 0)
-		return b.String()
-	}
-	schemaWalk(&b, raw, 0)
+	schemaScan(&b, readNode(raw), 0)
 	return b.String()
-}
-
-type typedSchema struct {
-	Description string                  `json:"description"`
-	Properties  map[string]*typedSchema `json:"properties"`
-	Items       *typedSchema            `json:"items"`
-}
-
-func (n *typedSchema) text(b *strings.Builder, depth int) {
-	if n == nil || depth > maxSchemaDepth {
-		return
-	}
-	names := make([]string, 0, len(n.Properties))
-	for k := range n.Properties {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		b.WriteString(k)
-		b.WriteByte(' ')
-		if p := n.Properties[k]; p != nil && p.Description != "" {
-			b.WriteString(p.Description)
-			b.WriteByte('\n')
-		}
-		n.Properties[k].text(b, depth+1)
-	}
-	n.Items.text(b, depth+1)
 }
 
 // maxSchemaDepth bounds how deep nested properties are read, so a
 // pathological schema cannot make indexing slow.
 const maxSchemaDepth = 3
 
+// schemaNode is what schemaText reads of one schema object: its
+// description, and its properties and items objects (every occurrence of
+// the key).
 type schemaNode struct {
-	Description json.RawMessage            `json:"description"`
-	Properties  map[string]json.RawMessage `json:"properties"`
-	Items       json.RawMessage            `json:"items"`
+	desc         []byte
+	props, items [][]byte
 }
 
-func schemaWalk(b *strings.Builder, raw json.RawMessage, depth int) {
+// readNode reads the schema objects in vs, taken together as encoding/json
+// decoded them: keys match case-insensitively, as struct fields do; a
+// repeated "properties" or "items" merges into the first (a map, a struct),
+// a repeated "description" replaces it. One pass over each object's members.
+func readNode(vs ...[]byte) schemaNode {
+	var n schemaNode
+	for _, v := range vs {
+		jsonMembers(v, func(key string, v []byte) {
+			switch {
+			case strings.EqualFold(key, "properties"):
+				n.props = append(n.props, v)
+			case strings.EqualFold(key, "items"):
+				n.items = append(n.items, v)
+			case strings.EqualFold(key, "description"):
+				n.desc = v
+			}
+		})
+	}
+	return n
+}
+
+// schemaScan writes the properties of schema node n, depth levels down, and
+// of its items.
+func schemaScan(b *strings.Builder, n schemaNode, depth int) {
 	if depth > maxSchemaDepth {
 		return
 	}
-	var n schemaNode
-	if json.Unmarshal(raw, &n) != nil {
+	// Properties in name order, as decoding into a map and sorting gave them.
+	type prop struct {
+		name string
+		v    []byte
+	}
+	var ps []prop
+	for _, p := range n.props {
+		jsonMembers(p, func(name string, v []byte) { ps = append(ps, prop{name, v}) })
+	}
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].name < ps[j].name })
+	for i, p := range ps {
+		if i+1 < len(ps) && ps[i+1].name == p.name {
+			continue // a repeated name: the last wins
+		}
+		b.WriteString(p.name)
+		b.WriteByte(' ')
+		pn := readNode(p.v)
+		if d, ok := jsonString(pn.desc); ok && d != "" {
+			b.WriteString(d)
+			b.WriteByte('\n')
+		}
+		schemaScan(b, pn, depth+1)
+	}
+	if len(n.items) > 0 {
+		schemaScan(b, readNode(n.items...), depth+1)
+	}
+}
+
+// jsonMembers calls fn with each member of the JSON object v (keys
+// unescaped, values raw); nothing when v is not an object. It stops at the
+// first byte that does not fit, and never reads past v.
+func jsonMembers(v []byte, fn func(key string, value []byte)) {
+	i := registry.SkipJSONSpace(v, 0)
+	if i >= len(v) || v[i] != '{' {
 		return
 	}
-	names := make([]string, 0, len(n.Properties))
-	for k := range n.Properties {
-		names = append(names, k)
+	for i = registry.SkipJSONSpace(v, i+1); i < len(v) && v[i] == '"'; {
+		end := skipJSON(v, i)
+		key, ok := jsonString(v[i:end])
+		if !ok {
+			return
+		}
+		if i = registry.SkipJSONSpace(v, end); i >= len(v) || v[i] != ':' {
+			return
+		}
+		i = registry.SkipJSONSpace(v, i+1)
+		end = skipJSON(v, i)
+		if end <= i || end > len(v) {
+			return
+		}
+		fn(key, v[i:end])
+		if i = registry.SkipJSONSpace(v, end); i < len(v) && v[i] == ',' {
+			i = registry.SkipJSONSpace(v, i+1)
+		}
 	}
-	sort.Strings(names)
-	for _, k := range names {
-		b.WriteString(k)
-		b.WriteByte(' ')
-		var p schemaNode
-		if json.Unmarshal(n.Properties[k], &p) == nil {
-			var d string
-			if json.Unmarshal(p.Description, &d) == nil && d != "" {
-				b.WriteString(d)
-				b.WriteByte('\n')
+}
+
+// skipJSON is registry.SkipJSONValue (the index just after the JSON value
+// at b[i]), but crossing strings with bytes.IndexByte: the scan crosses
+// each schema's descriptions once per level of nesting.
+func skipJSON(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
 			}
 		}
-		schemaWalk(b, n.Properties[k], depth+1)
+		return i
+	default:
+		return registry.SkipJSONValue(b, i)
 	}
-	if len(n.Items) > 0 && n.Items[0] == '{' {
-		schemaWalk(b, n.Items, depth+1)
+}
+
+// skipString returns the index just after the JSON string at b[i].
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); {
+		k := bytes.IndexByte(b[i:], '"')
+		if k < 0 {
+			return len(b)
+		}
+		i += k
+		// Escaped when preceded by an odd number of backslashes.
+		n := 0
+		for j := i - 1; j >= 0 && b[j] == '\\'; j-- {
+			n++
+		}
+		if n%2 == 0 {
+			return i + 1
+		}
+		i++
 	}
+	return i
+}
+
+// jsonString decodes the JSON string token v; ok is false when v is not one.
+func jsonString(v []byte) (string, bool) {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return "", false
+	}
+	in := v[1 : len(v)-1]
+	if bytes.IndexByte(in, '\\') < 0 && utf8.Valid(in) {
+		return string(in), true
+	}
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return "", false
+	}
+	return s, true
 }

@@ -254,7 +254,7 @@ func (x *Index) install(st *state) {
 
 // buildChunk is how many tools are analyzed at a time in a build: their
 // analyzed terms are held until they are indexed.
-const buildChunk = 4096
+const buildChunk = 2048
 
 // build makes a new state holding servers (disabled ones skipped; of two
 // with the same path, the later). It reads nothing of x's state, so it may
@@ -292,18 +292,36 @@ func (x *Index) build(servers []*registry.Server) *state {
 	}
 	st.docs = make([]docRef, 0, len(todo))
 	st.live = make([]uint64, 0, (len(todo)+63)/64)
-	dts := make([]docTerms, min(buildChunk, len(todo)))
-	for lo := 0; lo < len(todo); lo += buildChunk {
-		chunk := todo[lo:min(lo+buildChunk, len(todo))]
-		parallel(len(chunk), func(k int) {
-			w := chunk[k]
+	// Analysis runs on every core, a chunk at a time, so that only two
+	// chunks of analyzed text are held: the next chunk is analyzed while
+	// the current one is appended to the posting lists, which one
+	// goroutine does, in doc order.
+	chunk := func(lo int) []work { return todo[lo:min(lo+buildChunk, len(todo))] }
+	analyze := func(ws []work, dts []docTerms) {
+		parallel(len(ws), func(k int) {
+			w := ws[k]
 			s := entries[w.e].srv
 			dts[k] = docTermsOf(x.toolFields(w.server, s, &s.ToolList[w.i]))
 		})
-		for k, w := range chunk {
-			st.addDoc(entries[w.e], w.i, &dts[k])
-			dts[k] = docTerms{}
+	}
+	bufs := [2][]docTerms{make([]docTerms, buildChunk), make([]docTerms, buildChunk)}
+	if len(todo) > 0 {
+		analyze(chunk(0), bufs[0])
+	}
+	for lo, cur := 0, 0; lo < len(todo); lo, cur = lo+buildChunk, 1-cur {
+		var next sync.WaitGroup
+		if hi := lo + buildChunk; hi < len(todo) {
+			next.Add(1)
+			go func() {
+				defer next.Done()
+				analyze(chunk(hi), bufs[1-cur])
+			}()
 		}
+		for k, w := range chunk(lo) {
+			st.addDoc(entries[w.e], w.i, &bufs[cur][k])
+			bufs[cur][k] = docTerms{}
+		}
+		next.Wait()
 	}
 	st.compactPostings()
 	return st

@@ -3,6 +3,7 @@ package search
 import (
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // prefixSep separates an Amazon Bedrock AgentCore target name from the
@@ -70,16 +71,24 @@ func splitCamel(s string) []string {
 // words, and a two-word compound also by its words joined ("GitHub" gives
 // "github git hub", "e-mail" gives "e-mail e mail email"), so that both the
 // compound and its parts match. The same rewrite runs on documents and
-// queries, so they always agree.
+// queries, so they always agree. Text without a compound is returned as it
+// is, and the rest of the text keeps its white space: the analyzer splits at
+// any white space alike.
 func expandIdentifiers(text string) string {
 	var b strings.Builder
-	b.Grow(len(text) + len(text)/4)
-	for _, tok := range strings.Fields(text) {
-		if b.Len() > 0 {
-			b.WriteByte(' ')
+	done := 0 // text[:done] is in b
+	for i := 0; i < len(text); {
+		size := spaceAt(text, i)
+		if size > 0 {
+			i += size
+			continue
 		}
-		b.WriteString(tok)
-		core := strings.TrimFunc(tok, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+		j := i + 1
+		for j < len(text) && spaceAt(text, j) == 0 {
+			j++
+		}
+		core := strings.TrimFunc(text[i:j], func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+		i = j
 		if !isCompound(core) {
 			continue
 		}
@@ -87,6 +96,10 @@ func expandIdentifiers(text string) string {
 		if len(parts) < 2 {
 			continue
 		}
+		if done == 0 {
+			b.Grow(len(text) + len(text)/4)
+		}
+		b.WriteString(text[done:j])
 		for _, p := range parts {
 			b.WriteByte(' ')
 			b.WriteString(p)
@@ -95,13 +108,43 @@ func expandIdentifiers(text string) string {
 			b.WriteByte(' ')
 			b.WriteString(parts[0] + parts[1])
 		}
+		done = j
 	}
+	if done == 0 {
+		return text
+	}
+	b.WriteString(text[done:])
 	return b.String()
 }
+
+// spaceAt returns the length of the white space character at s[i], or 0
+// when there is none (as unicode.IsSpace, without decoding ASCII).
+func spaceAt(s string, i int) int {
+	if c := s[i]; c < utf8.RuneSelf {
+		return int(asciiSpace[c])
+	}
+	if r, size := utf8.DecodeRuneInString(s[i:]); unicode.IsSpace(r) {
+		return size
+	}
+	return 0
+}
+
+// asciiSpace is 1 for the ASCII white space characters (as unicode.IsSpace).
+var asciiSpace = [utf8.RuneSelf]uint8{'\t': 1, '\n': 1, '\v': 1, '\f': 1, '\r': 1, ' ': 1}
 
 // isCompound reports whether tok has an inner separator or a lower-to-upper
 // case change, i.e. whether SplitIdentifier would split it.
 func isCompound(tok string) bool {
+	if isASCII(tok) { // the same test, byte by byte
+		for i := 1; i < len(tok); i++ {
+			c, p := tok[i], tok[i-1]
+			if c == '_' || c == '-' || c == '.' || c == '/' || c == ':' || c == ' ' || c >= '\t' && c <= '\r' ||
+				(p >= 'a' && p <= 'z' || p >= '0' && p <= '9') && c >= 'A' && c <= 'Z' {
+				return true
+			}
+		}
+		return false
+	}
 	var prev rune
 	for i, r := range tok {
 		if i > 0 && (isSeparator(r) || (unicode.IsLower(prev) || unicode.IsDigit(prev)) && unicode.IsUpper(r)) {
