@@ -3,6 +3,7 @@ package search
 import (
 	"math"
 	"slices"
+	"sort"
 )
 
 // posting is one tool in the list of a term in one field.
@@ -47,6 +48,7 @@ type state struct {
 	servers map[string]*entry
 	spans   map[string]span
 	docs    []docRef
+	nameLen []uint32 // by doc id: the length of the tool's name field (see rerank)
 	live    []uint64 // bitset of the doc ids whose tool is live: compact, for the search's inner loops
 	dead    int      // removed docs still in docs
 	terms   map[string]*term
@@ -79,12 +81,15 @@ type termFreq struct {
 }
 
 // docTerms are one tool's distinct terms by field, ready to be indexed.
-type docTerms [numFields][]termFreq
+type docTerms struct {
+	f       [numFields][]termFreq
+	nameLen uint32 // the terms in the name field, repeats counted
+}
 
 // docTermsOf counts the terms of f by field. It sorts a copy of each field:
 // f's slices may be shared (the server terms are).
 func docTermsOf(f toolFields) docTerms {
-	var out docTerms
+	out := docTerms{nameLen: uint32(len(f.name))}
 	var buf []string
 	for fi, terms := range f.byField() {
 		if len(terms) == 0 {
@@ -102,7 +107,7 @@ func docTermsOf(f toolFields) docTerms {
 			tfs = append(tfs, termFreq{buf[i], float32(math.Sqrt(float64(j-i)) * norm)})
 			i = j
 		}
-		out[fi] = tfs
+		out.f[fi] = tfs
 	}
 	return out
 }
@@ -128,9 +133,10 @@ func (st *state) addDoc(e *entry, i int, dt *docTerms) {
 		st.live = append(st.live, 0)
 	}
 	st.live[d/64] |= 1 << (d % 64)
+	st.nameLen = append(st.nameLen, dt.nameLen)
 	ep := st.nextEpoch()
-	for fi := range dt {
-		for _, tf := range dt[fi] {
+	for fi := range dt.f {
+		for _, tf := range dt.f[fi] {
 			t := st.terms[tf.term]
 			if t == nil {
 				t = &term{}
@@ -160,8 +166,8 @@ func (st *state) removeDoc(d uint32, dt *docTerms) {
 	st.dead++
 	st.tools--
 	ep := st.nextEpoch()
-	for fi := range dt {
-		for _, tf := range dt[fi] {
+	for fi := range dt.f {
+		for _, tf := range dt.f[fi] {
 			t := st.terms[tf.term]
 			if t == nil {
 				continue // cannot happen while entries are not modified
@@ -247,6 +253,28 @@ func (e *entry) indexed() []int {
 		}
 	}
 	return out
+}
+
+// impact returns the impact of term t in field fi of doc d, 0 when the
+// field does not hold t: a binary search in the posting list, which is in
+// doc order.
+func (t *term) impact(fi int, d uint32) float32 {
+	l := t.f[fi].p
+	i := sort.Search(len(l), func(i int) bool { return l[i].doc >= d })
+	if i < len(l) && l[i].doc == d {
+		return l[i].imp
+	}
+	return 0
+}
+
+// holds reports whether doc d holds term t in any field.
+func (t *term) holds(d uint32) bool {
+	for fi := range t.f {
+		if t.impact(fi, d) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // allowedByTags returns a bitset of the doc ids of the servers carrying

@@ -291,6 +291,7 @@ func (x *Index) build(servers []*registry.Server) *state {
 		}
 	}
 	st.docs = make([]docRef, 0, len(todo))
+	st.nameLen = make([]uint32, 0, len(todo))
 	st.live = make([]uint64, 0, (len(todo)+63)/64)
 	// Analysis runs on every core, a chunk at a time, so that only two
 	// chunks of analyzed text are held: the next chunk is analyzed while
@@ -361,15 +362,17 @@ func (x *Index) Apply(ev registry.Event) {
 
 // Put indexes s, replacing its previous tools; a disabled server is removed.
 // The change is applied while searches wait, so no search sees a mix of the
-// old and new tools.
+// old and new tools. The texts are analyzed before, while searches go on:
+// the wait is only for the posting lists to be updated.
 func (x *Index) Put(s *registry.Server) error {
 	if !s.Enabled {
 		return x.Remove(s.Path)
 	}
 	e := newEntry(s.Clone())
+	p := x.prepare(e.key(), e)
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.putState(x.state, e.key(), e)
+	x.putState(x.state, e.key(), e, p)
 	x.vocabGen++
 	x.maybeCompactLocked(e.key())
 	return nil
@@ -378,6 +381,7 @@ func (x *Index) Put(s *registry.Server) error {
 // Remove drops every tool of the server at path (with or without slashes).
 func (x *Index) Remove(path string) error {
 	key := registry.PathKey(path)
+	p := x.prepare(key, nil)
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.servers[key] == nil {
@@ -387,38 +391,85 @@ func (x *Index) Remove(path string) error {
 		}
 		return nil
 	}
-	x.putState(x.state, key, nil)
+	x.putState(x.state, key, nil, p)
 	x.vocabGen++
 	x.maybeCompactLocked(key)
 	return nil
 }
 
+// prepared is a change analyzed ahead of putState: the terms of the
+// server's current tools (to remove them) and of its new ones.
+type prepared struct {
+	old    *registry.Server // the server oldDTs were analyzed from
+	oldDTs []docTerms       // by position in old's indexed tools
+	e      *entry
+	newDTs []docTerms
+}
+
+// prepare analyzes a change of the server at key to e (nil: removed)
+// without holding x.mu for writing, so that searches go on meanwhile.
+// Entries are never modified, so analyzing them needs no lock.
+func (x *Index) prepare(key string, e *entry) *prepared {
+	x.mu.RLock()
+	old := x.servers[key]
+	x.mu.RUnlock()
+	p := &prepared{e: e}
+	if old != nil {
+		p.old, p.oldDTs = old.srv, x.analyzeEntry(old)
+	}
+	if e != nil {
+		p.newDTs = x.analyzeEntry(e)
+	}
+	return p
+}
+
+// analyzeEntry analyzes e's indexed tools, in order.
+func (x *Index) analyzeEntry(e *entry) []docTerms {
+	idx := e.indexed()
+	out := make([]docTerms, len(idx))
+	server := x.serverTerms(e.srv)
+	for k, i := range idx {
+		out[k] = docTermsOf(x.toolFields(server, e.srv, &e.srv.ToolList[i]))
+	}
+	return out
+}
+
 // putState makes st hold e as the server at key (nil: none): the previous
 // server's tools become tombstones and e's are appended, while x.mu is held
-// for writing, so no search sees a mix of the two.
-func (x *Index) putState(st *state, key string, e *entry) {
+// for writing, so no search sees a mix of the two. p, when not nil, holds
+// the analysis done beforehand; a part of it made for another server than
+// the one st holds now (another change came first) is done again.
+func (x *Index) putState(st *state, key string, e *entry, p *prepared) {
 	if old := st.servers[key]; old != nil {
+		dts := []docTerms(nil)
+		if p != nil && p.old == old.srv { // a compaction's entry for the same server will do
+			dts = p.oldDTs
+		} else {
+			dts = x.analyzeEntry(old)
+		}
 		sp := st.spans[key]
-		server := x.serverTerms(old.srv)
-		for k, i := range old.indexed() {
+		for k := range dts {
 			d := sp.first + uint32(k)
 			if int(d) >= len(st.docs) || st.docs[d].e != old {
 				continue
 			}
-			dt := docTermsOf(x.toolFields(server, old.srv, &old.srv.ToolList[i]))
-			st.removeDoc(d, &dt)
+			st.removeDoc(d, &dts[k])
 		}
 		st.dropServer(key)
 	}
 	if e == nil {
 		return
 	}
+	dts := []docTerms(nil)
+	if p != nil && p.e == e {
+		dts = p.newDTs
+	} else {
+		dts = x.analyzeEntry(e)
+	}
 	idx := e.indexed()
 	st.addServer(e, uint32(len(st.docs)), len(idx))
-	server := x.serverTerms(e.srv)
-	for _, i := range idx {
-		dt := docTermsOf(x.toolFields(server, e.srv, &e.srv.ToolList[i]))
-		st.addDoc(e, i, &dt)
+	for k, i := range idx {
+		st.addDoc(e, i, &dts[k])
 	}
 }
 
@@ -476,7 +527,7 @@ func (x *Index) startBuildLocked(servers []*registry.Server, done string) {
 			return // closed, or overtaken by a whole rebuild
 		}
 		for k := range x.dirty {
-			x.putState(st, k, x.servers[k])
+			x.putState(st, k, x.servers[k], nil)
 		}
 		x.dirty = nil
 		x.loading = false
@@ -543,7 +594,7 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 		c.reset()
 		for _, cd := range best {
 			ref := x.docs[cd.doc]
-			if !c.add(ref.e, int(ref.tool), cd.score) {
+			if !c.add(ref.e, int(ref.tool), cd.doc, cd.score) {
 				break
 			}
 		}
@@ -553,10 +604,10 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 	}
 	x.rerank(&c, terms)
 	if len(c.hits) > top {
-		c.hits, c.raw = c.hits[:top], c.raw[:top]
+		c.hits, c.raw, c.docs = c.hits[:top], c.raw[:top], c.docs[:top]
 	}
 	if len(c.hits) > 0 {
-		x.normalize(c.hits, c.raw, terms, unknown)
+		x.normalize(c.hits, c.raw, c.docs[0], terms, unknown)
 	}
 	return c.hits, nil
 }
@@ -577,23 +628,40 @@ func (x *Index) rerank(c *collector, terms []queryTerm) {
 	if len(c.hits) == 0 {
 		return
 	}
-	alts := map[string]float64{}
+	// A name word counts at the best boost any query word gives it. The
+	// name's words are read from the name postings rather than analyzed
+	// again: how often the tool's name holds a term is its impact there
+	// squared times the name's length.
+	best := map[string]float64{}
 	for _, qt := range terms {
 		for _, a := range qt.alts {
-			alts[a.term] = max(alts[a.term], a.boost)
+			best[a.term] = max(best[a.term], a.boost)
 		}
 	}
-	for i, h := range c.hits {
-		_, words := ToolWords(h.Tool.Name)
-		names := x.analyze(strings.Join(words, " "))
-		if len(names) == 0 {
+	type nameAlt struct {
+		name  string
+		t     *term
+		boost float64
+	}
+	alts := make([]nameAlt, 0, len(best))
+	for name, b := range best {
+		if t := x.terms[name]; t != nil && t.f[fieldName].df > 0 {
+			alts = append(alts, nameAlt{name, t, b})
+		}
+	}
+	sort.Slice(alts, func(i, j int) bool { return alts[i].name < alts[j].name }) // a fixed order of summing
+	for i, d := range c.docs {
+		n := float64(x.nameLen[d])
+		if n == 0 {
 			continue
 		}
 		cover := 0.0
-		for _, n := range names {
-			cover += alts[n]
+		for _, a := range alts {
+			if imp := float64(a.t.impact(fieldName, d)); imp > 0 {
+				cover += a.boost * math.Round(imp*imp*n)
+			}
 		}
-		c.raw[i] *= 1 + nameBonus*cover/float64(len(names))
+		c.raw[i] *= 1 + nameBonus*cover/n
 	}
 	idx := make([]int, len(c.hits))
 	for i := range idx {
@@ -610,11 +678,11 @@ func (x *Index) rerank(c *collector, terms []queryTerm) {
 			return ha.Tool.Name < hb.Tool.Name
 		}
 	})
-	hits, raw := make([]Hit, len(idx)), make([]float64, len(idx))
+	hits, raw, docs := make([]Hit, len(idx)), make([]float64, len(idx)), make([]uint32, len(idx))
 	for k, i := range idx {
-		hits[k], raw[k] = c.hits[i], c.raw[i]
+		hits[k], raw[k], docs[k] = c.hits[i], c.raw[i], c.docs[i]
 	}
-	c.hits, c.raw = hits, raw
+	c.hits, c.raw, c.docs = hits, raw, docs
 }
 
 // collector gathers hits up to top, applying the caller's filters.
@@ -623,18 +691,19 @@ type collector struct {
 	top  int
 	hits []Hit
 	raw  []float64
+	docs []uint32        // the hits' doc ids
 	seen map[string]bool // servers in hits
 }
 
 // reset empties the collector.
 func (c *collector) reset() {
-	c.hits, c.raw = c.hits[:0], c.raw[:0]
+	c.hits, c.raw, c.docs = c.hits[:0], c.raw[:0], c.docs[:0]
 	clear(c.seen)
 }
 
-// add appends tool i of e as a hit unless a filter drops it; it reports
-// whether more hits are wanted.
-func (c *collector) add(e *entry, i int, raw float64) bool {
+// add appends tool i of e, doc id d, as a hit unless a filter drops it; it
+// reports whether more hits are wanted.
+func (c *collector) add(e *entry, i int, d uint32, raw float64) bool {
 	if len(c.hits) >= c.top {
 		return false
 	}
@@ -655,6 +724,7 @@ func (c *collector) add(e *entry, i int, raw float64) bool {
 		Transports: s.SupportedTransports, Tool: s.ToolList[i], Score: 1,
 	})
 	c.raw = append(c.raw, raw)
+	c.docs = append(c.docs, d)
 	return len(c.hits) < c.top
 }
 
@@ -674,7 +744,7 @@ func (x *Index) listByTags(c *collector, tags []string) {
 			if e.tools[t.Name] != i {
 				continue
 			}
-			if !c.add(e, i, 1) {
+			if !c.add(e, i, 0, 1) { // no doc id needed: nothing is reranked
 				return
 			}
 		}
@@ -784,12 +854,12 @@ func (x *Index) queryTerms(text string) ([]queryTerm, float64) {
 	return out, unknown
 }
 
-// normalize turns raw relevance scores into similarities in 0..1. The best
-// hit gets the idf-weighted share of the query's words it contains (a
+// normalize turns raw relevance scores into similarities in 0..1; d is the
+// best hit's doc id. The best hit gets the idf-weighted share of the query's words it contains (a
 // synonym or correction counting at its boost), and each later hit that
 // share scaled by its raw score relative to the best, so scores fall in
 // rank order and a hit matching every word of the query scores 1.
-func (x *Index) normalize(hits []Hit, raw []float64, terms []queryTerm, unknown float64) {
+func (x *Index) normalize(hits []Hit, raw []float64, d uint32, terms []queryTerm, unknown float64) {
 	best := raw[0]
 	if best <= 0 {
 		for i := range hits {
@@ -797,17 +867,17 @@ func (x *Index) normalize(hits []Hit, raw []float64, terms []queryTerm, unknown 
 		}
 		return
 	}
-	e := x.servers[hits[0].ServerKey]
-	var have map[string]bool
-	if e != nil {
-		have = x.fields(e.srv, &hits[0].Tool).termSet()
+	// Whether the best hit (doc d) holds a term is in the postings.
+	have := func(term string) bool {
+		t := x.terms[term]
+		return t != nil && t.holds(d)
 	}
 	total, matched := unknown, 0.0
 	for _, qt := range terms {
 		total += qt.idf
 		m := 0.0
 		for _, a := range qt.alts {
-			if have[a.term] && a.boost > m {
+			if a.boost > m && have(a.term) {
 				m = a.boost
 			}
 		}

@@ -816,3 +816,97 @@ func scored(hs []Hit) string {
 	}
 	return b.String()
 }
+
+// TestPostingsAnswerForAnalysis checks what rerank and normalize read from
+// the postings instead of analyzing a hit again: for every tool, how often
+// its name holds each term (impact squared times the name's length), and
+// which terms it holds in any field, equal its analyzed texts; also after
+// replacements have left tombstones.
+func TestPostingsAnswerForAnalysis(t *testing.T) {
+	servers := catalogCopies(t, 2)
+	x := newIndex(t, servers...)
+	for i, s := range servers {
+		if i%3 == 0 {
+			c := s.Clone()
+			c.ToolList = c.ToolList[:len(c.ToolList)/2]
+			if err := x.Put(c); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	checked := 0
+	for d, r := range x.docs {
+		if r.e == nil {
+			continue
+		}
+		doc := uint32(d)
+		f := x.fields(r.e.srv, &r.e.srv.ToolList[r.tool])
+		if int(x.nameLen[doc]) != len(f.name) {
+			t.Fatalf("doc %d: name length %d, analyzed %d", d, x.nameLen[doc], len(f.name))
+		}
+		counts := map[string]int{}
+		for _, n := range f.name {
+			counts[n]++
+		}
+		for n, c := range counts {
+			imp := float64(x.terms[n].impact(fieldName, doc))
+			if got := int(math.Round(imp * imp * float64(len(f.name)))); got != c {
+				t.Errorf("doc %d name term %q: %d from the postings, %d analyzed", d, n, got, c)
+			}
+		}
+		have := f.termSet()
+		for term, tm := range x.terms {
+			if tm.holds(doc) != have[term] {
+				t.Fatalf("doc %d: holds(%q) = %v, analyzed %v", d, term, tm.holds(doc), have[term])
+			}
+		}
+		checked++
+	}
+	if checked < 300 {
+		t.Fatalf("only %d tools checked", checked)
+	}
+}
+
+// TestConcurrentWriters has several goroutines replace and remove the same
+// servers at once, so that changes analyzed before taking the lock find
+// another version in place, and checks that the index ends consistent and
+// holds what the last change of each server said.
+func TestConcurrentWriters(t *testing.T) {
+	x := newIndex(t)
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				path := fmt.Sprintf("/s%d", i%3)
+				if (i+w)%7 == 0 {
+					if err := x.Remove(path); err != nil {
+						t.Error(err)
+					}
+					continue
+				}
+				if err := x.Put(srv(path, []string{fmt.Sprint("t", w)}, "desc", fmt.Sprintf("tool_%d_%d", w, i), "shared_tool")); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	x.waitCompaction()
+	got := indexState(t, x)
+	x.mu.RLock()
+	var want []string
+	for k, e := range x.servers {
+		for _, tool := range e.srv.ToolList {
+			want = append(want, k+":"+tool.Name)
+		}
+	}
+	x.mu.RUnlock()
+	sort.Strings(want)
+	if !reflect.DeepEqual(got, want) && (len(got) > 0 || len(want) > 0) {
+		t.Errorf("index %q, entries %q", got, want)
+	}
+}
