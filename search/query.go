@@ -280,19 +280,30 @@ func addMax(accs []acc, hit []uint64, tmp []uint32, bits []uint64, first int, wo
 	}
 }
 
-// score is the score of acc a in a query of nterms words.
-func (a *acc) score(nterms float64) float64 { return float64(a.sum) * float64(a.n) / nterms }
+// score is the score of acc a in a query of 1/inv words.
+func (a *acc) score(inv float64) float64 { return float64(a.sum) * float64(a.n) * inv }
 
 // release returns r's scratch to the pool, zeroed.
 func (x *Index) release(r *ranking) {
 	s := r.s
-	for w, b := range s.hit {
-		if b == 0 {
-			continue
-		}
-		s.hit[w] = 0
-		for ; b != 0; b &= b - 1 {
-			s.acc[w*64+mbits.TrailingZeros64(b)] = acc{}
+	hits := 0
+	for _, b := range s.hit {
+		hits += mbits.OnesCount64(b)
+	}
+	if hits > len(s.acc)/8 {
+		// Most tools were hit: clearing the whole array is faster than
+		// one tool at a time.
+		clear(s.acc)
+		clear(s.hit)
+	} else {
+		for w, b := range s.hit {
+			if b == 0 {
+				continue
+			}
+			s.hit[w] = 0
+			for ; b != 0; b &= b - 1 {
+				s.acc[w*64+mbits.TrailingZeros64(b)] = acc{}
+			}
 		}
 	}
 	x.pool.Put(s)
@@ -300,11 +311,11 @@ func (x *Index) release(r *ranking) {
 
 // each calls fn for every tool hit that may be returned, in doc order.
 func (r *ranking) each(fn func(cand)) {
-	s := r.s
+	s, inv := r.s, 1/r.nterms
 	for w, b := range r.ok {
 		for b &= s.hit[w]; b != 0; b &= b - 1 {
 			d := w*64 + mbits.TrailingZeros64(b)
-			fn(cand{score: s.acc[d].score(r.nterms), doc: uint32(d)})
+			fn(cand{score: s.acc[d].score(inv), doc: uint32(d)})
 		}
 	}
 }
@@ -329,21 +340,23 @@ func better(a, b cand) bool {
 // hit, keeping the k best in a heap, the worst on top, so that most tools
 // cost one comparison.
 func (r *ranking) best(k int) []cand {
-	h := r.s.top[:0]
-	r.each(func(c cand) {
-		if len(h) < k {
-			h = append(h, c)
-			if len(h) == k {
-				heap.Init(&h)
+	s, inv := r.s, 1/r.nterms
+	h := s.top[:0]
+	for w, b := range r.ok {
+		for b &= s.hit[w]; b != 0; b &= b - 1 {
+			d := uint32(w*64 + mbits.TrailingZeros64(b))
+			c := cand{score: s.acc[d].score(inv), doc: d}
+			if len(h) < k {
+				if h = append(h, c); len(h) == k {
+					heap.Init(&h)
+				}
+			} else if better(c, h[0]) {
+				h[0] = c
+				heap.Fix(&h, 0)
 			}
-			return
 		}
-		if better(c, h[0]) {
-			h[0] = c
-			heap.Fix(&h, 0)
-		}
-	})
-	r.s.top = h
+	}
+	s.top = h
 	out := append([]cand(nil), h...)
 	sort.Slice(out, func(i, j int) bool { return better(out[i], out[j]) })
 	return out
