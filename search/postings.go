@@ -90,24 +90,47 @@ type docTerms struct {
 // f's slices may be shared (the server terms are).
 func docTermsOf(f toolFields) docTerms {
 	out := docTerms{nameLen: uint32(len(f.name))}
-	var buf []string
-	for fi, terms := range f.byField() {
-		if len(terms) == 0 {
+	fields := f.byField()
+	n := 0
+	for _, terms := range fields {
+		n += len(terms)
+	}
+	// One sorted copy of all four fields, and one array for their distinct
+	// terms: a build analyzes 100,000 tools, and the garbage adds up.
+	buf := make([]string, 0, n)
+	for _, terms := range fields {
+		buf = append(buf, terms...)
+	}
+	distinct, at := 0, 0
+	for _, terms := range fields {
+		part := buf[at : at+len(terms)]
+		slices.Sort(part)
+		for i := range part {
+			if i == 0 || part[i] != part[i-1] {
+				distinct++
+			}
+		}
+		at += len(terms)
+	}
+	tfs := make([]termFreq, 0, distinct)
+	at = 0
+	for fi, terms := range fields {
+		part := buf[at : at+len(terms)]
+		at += len(terms)
+		if len(part) == 0 {
 			continue
 		}
-		buf = append(buf[:0], terms...)
-		slices.Sort(buf)
-		norm := 1 / math.Sqrt(float64(len(buf)))
-		tfs := make([]termFreq, 0, len(buf))
-		for i := 0; i < len(buf); {
+		start := len(tfs)
+		norm := 1 / math.Sqrt(float64(len(part)))
+		for i := 0; i < len(part); {
 			j := i + 1
-			for j < len(buf) && buf[j] == buf[i] {
+			for j < len(part) && part[j] == part[i] {
 				j++
 			}
-			tfs = append(tfs, termFreq{buf[i], float32(math.Sqrt(float64(j-i)) * norm)})
+			tfs = append(tfs, termFreq{part[i], float32(math.Sqrt(float64(j-i)) * norm)})
 			i = j
 		}
-		out.f[fi] = tfs
+		out.f[fi] = tfs[start:len(tfs):len(tfs)]
 	}
 	return out
 }
