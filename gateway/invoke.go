@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client/transport"
@@ -114,8 +115,10 @@ func (g *Gateway) toolInvoke(ctx context.Context, req mcp.CallToolRequest) (*mcp
 	cctx, cancel := context.WithTimeout(ctx, g.invokeTimeout())
 	defer cancel()
 	start := time.Now()
-	res, err := g.invoker.CallTool(cctx, s, egressHeaders(ctx, s), tool, arguments, progressForwarder(cctx, req))
+	onProgress, progressDone := progressForwarder(cctx, req)
+	res, err := g.invoker.CallTool(cctx, s, egressHeaders(ctx, s), tool, arguments, onProgress)
 	d := time.Since(start)
+	progressDone.wait(ctx)
 	if err == nil {
 		lg.Info().Bool("is_error", res.IsError).Dur("duration", d).Msg("invoke_tool")
 		return res, nil
@@ -137,26 +140,64 @@ func (g *Gateway) toolInvoke(ctx context.Context, req mcp.CallToolRequest) (*mcp
 // upstream.Sessions.CallTool). mcp-go writes every notification queued
 // before the handler returns ahead of the result, so the caller gets them
 // in order and before the result.
-func progressForwarder(ctx context.Context, req mcp.CallToolRequest) upstream.ProgressFunc {
+func progressForwarder(ctx context.Context, req mcp.CallToolRequest) (upstream.ProgressFunc, *progressWait) {
 	if req.Params.Meta == nil || req.Params.Meta.ProgressToken == nil {
-		return nil
+		return nil, nil
 	}
 	srv := server.ServerFromContext(ctx)
 	if srv == nil {
-		return nil
+		return nil, nil
 	}
 	token := req.Params.Meta.ProgressToken
+	pw := &progressWait{led: ledgerFrom(ctx)}
 	return func(params map[string]any) {
 		params["progressToken"] = token
-		sendToCaller(ctx, srv, upstream.MethodProgress, params)
-	}
+		if pw.led == nil {
+			sendToCaller(ctx, srv, upstream.MethodProgress, params)
+			return
+		}
+		// Counted before it is queued: the stream may write it at once.
+		seq := pw.led.sent()
+		if !sendToCaller(ctx, srv, upstream.MethodProgress, params) {
+			pw.led.wrote(1) // never will be: nothing to wait for
+			return
+		}
+		pw.seq = seq
+	}, pw
 }
 
-// sendToCaller queues a notification for the caller of the current request.
-// mcp-go's queue per session is bounded and refuses rather than waits when
-// full; waiting here (until ctx ends) loses no progress to a momentarily
-// slow reader, and only delays this call's stream.
-func sendToCaller(ctx context.Context, srv *server.MCPServer, method string, params map[string]any) {
+// progressWait is what an invoke_tool call waits for before it returns its
+// result: its last forwarded progress notification written to the caller.
+// mcp-go v1.2.1 can drop a notification queued just before a tool handler
+// returns: the goroutine that writes notifications may already hold it when
+// the response is written, and then discards it
+// (https://github.com/mark3labs/mcp-go/pull/969). An upstream sends its last
+// progress right before its result, so without this wait the caller often
+// missed it.
+type progressWait struct {
+	led *progressLedger
+	seq uint64 // the ledger's count after the call's last notification
+}
+
+// wait blocks until the caller's session has been written every progress
+// notification counted up to the call's last one, or for at most a second
+// (a notification written to another client's stream is not counted; see
+// progressLedger).
+func (pw *progressWait) wait(ctx context.Context) {
+	if pw == nil || pw.led == nil || pw.seq == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	pw.led.waitWritten(ctx, pw.seq)
+}
+
+// sendToCaller queues a notification for the caller of the current request
+// and reports whether it was queued. mcp-go's queue per session is bounded
+// and refuses rather than waits when full; waiting here (until ctx ends)
+// loses no progress to a momentarily slow reader, and only delays this
+// call's stream.
+func sendToCaller(ctx context.Context, srv *server.MCPServer, method string, params map[string]any) bool {
 	wait := time.Millisecond
 	for {
 		err := srv.SendNotificationToClient(ctx, method, params)
@@ -164,18 +205,132 @@ func sendToCaller(ctx context.Context, srv *server.MCPServer, method string, par
 			if err != nil {
 				logFrom(ctx).Debug().Err(err).Str("notification", method).Msg("invoke_tool: cannot forward to the caller")
 			}
-			return
+			return err == nil
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			logFrom(ctx).Warn().Str("notification", method).Msg("invoke_tool: caller's notification queue stayed full; notification dropped")
-			return
+			return false
 		case <-t.C:
 		}
 		wait = min(2*wait, 50*time.Millisecond)
 	}
+}
+
+// progressMethodJSON is how every forwarded progress notification reads on
+// the wire (encoding/json writes the method so).
+const progressMethodJSON = `"method":"notifications/progress"`
+
+// progressLedger counts, for one caller session on /mcpgw/mcp, the progress
+// notifications invoke_tool queued and those written to the session's
+// streams. mcp-go queues notifications per session, and any of the
+// session's open streams (the POSTs in flight, a GET stream) may write them,
+// so the count is kept per session and every stream's writer reports to it.
+type progressLedger struct {
+	mu             sync.Mutex
+	queued, output uint64
+	changed        chan struct{} // closed when output grows
+	refs           int           // requests of the session in flight
+}
+
+// sent counts one notification about to be queued and returns the count.
+func (l *progressLedger) sent() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.queued++
+	return l.queued
+}
+
+// waiting reports whether some queued notification is not yet written.
+func (l *progressLedger) waiting() bool {
+	if l == nil {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.output < l.queued
+}
+
+// wrote counts n notifications written.
+func (l *progressLedger) wrote(n int) {
+	if n == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.output += uint64(n)
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
+}
+
+// waitWritten blocks until seq notifications have been written, or ctx
+// ends.
+func (l *progressLedger) waitWritten(ctx context.Context, seq uint64) {
+	for {
+		l.mu.Lock()
+		if l.output >= seq {
+			l.mu.Unlock()
+			return
+		}
+		if l.changed == nil {
+			l.changed = make(chan struct{})
+		}
+		ch := l.changed
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// ledgers are the progress ledgers of the sessions with requests in flight.
+type ledgers struct {
+	mu sync.Mutex
+	m  map[string]*progressLedger
+}
+
+// acquire returns the ledger of session sid for one request, and the
+// function that ends the request. A request without a session (the
+// stateless protocol, or initialize) gets a ledger of its own.
+func (ls *ledgers) acquire(sid string) (*progressLedger, func()) {
+	if sid == "" {
+		return &progressLedger{}, func() {}
+	}
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ls.m == nil {
+		ls.m = map[string]*progressLedger{}
+	}
+	l := ls.m[sid]
+	if l == nil {
+		l = &progressLedger{}
+		ls.m[sid] = l
+	}
+	l.refs++
+	return l, func() {
+		ls.mu.Lock()
+		defer ls.mu.Unlock()
+		if l.refs--; l.refs == 0 {
+			delete(ls.m, sid)
+		}
+	}
+}
+
+type ledgerKey struct{}
+
+func withLedger(ctx context.Context, l *progressLedger) context.Context {
+	return context.WithValue(ctx, ledgerKey{}, l)
+}
+
+func ledgerFrom(ctx context.Context) *progressLedger {
+	l, _ := ctx.Value(ledgerKey{}).(*progressLedger)
+	return l
 }
 
 // invocable finds the enabled server p may use at key. A server p may not

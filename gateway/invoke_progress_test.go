@@ -2,13 +2,18 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/mcpgw/mcpgw/upstream"
@@ -220,4 +225,166 @@ func TestInvokeToolProgressServerEverything(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestInvokeToolLastProgressNotLost: an upstream that sends its last
+// progress notification right before its result (no pause) still has every
+// notification reach the caller before the result, call after call. mcp-go
+// alone drops such a last notification about half the time (see
+// progressWait). With a GET stream open on the caller's session, which
+// competes for the session's notifications, every notification still
+// arrives and the call is not held up waiting for one written there.
+func TestInvokeToolLastProgressNotLost(t *testing.T) {
+	e := newEnv(t, Options{})
+	e.register(t, map[string]any{"server_name": "progress", "path": "/progress", "proxy_pass_url": burstUpstream(t)})
+	hdr := map[string]string{"Authorization": "Bearer " + e.admin}
+	for _, tc := range []struct {
+		name    string
+		version string
+		listen  bool
+	}{
+		{"session-based", "2025-06-18", false},
+		{"stateless", "", false},
+		{"session-based with a GET stream", "2025-06-18", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c *client.Client
+			if tc.listen {
+				c = connectWithGETStream(t, e.srv.URL+"/mcpgw/mcp", hdr, tc.version)
+			} else {
+				c = connect(t, e.srv.URL+"/mcpgw/mcp", hdr, tc.version)
+			}
+			l := &progressLog{}
+			l.listen(c)
+			const steps = 4
+			for i := range 25 {
+				token := fmt.Sprintf("t%d", i)
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				start := time.Now()
+				_, err := invokeWithProgress(ctx, c, "/progress", "progress", map[string]any{"steps": steps, "delay_ms": 0}, token)
+				took := time.Since(start)
+				cancel()
+				if err != nil {
+					t.Fatal(err)
+				}
+				l.result()
+				if took > 900*time.Millisecond {
+					t.Errorf("call %d took %v: it waited for a notification it had already had written", i, took)
+				}
+			}
+			if tc.listen {
+				time.Sleep(200 * time.Millisecond) // the GET stream's are not ordered with the results
+			}
+			events := l.snapshot()
+			got := map[string]int{}
+			for _, ev := range events {
+				got[ev]++
+			}
+			for i := range 25 {
+				for k := 1; k <= steps; k++ {
+					if ev := fmt.Sprintf("progress t%d %d/%d", i, k, steps); got[ev] != 1 {
+						t.Fatalf("%q received %d times; all received:\n%s", ev, got[ev], strings.Join(events, "\n"))
+					}
+				}
+			}
+			if tc.listen {
+				return
+			}
+			// Without a GET stream, each call's progress precedes its result.
+			pos := 0
+			for i := range 25 {
+				for k := 1; k <= steps; k++ {
+					if want := fmt.Sprintf("progress t%d %d/%d", i, k, steps); events[pos] != want {
+						t.Fatalf("event %d is %q, want %q", pos, events[pos], want)
+					}
+					pos++
+				}
+				if events[pos] != "result" {
+					t.Fatalf("event %d is %q, want the result of call %d", pos, events[pos], i)
+				}
+				pos++
+			}
+		})
+	}
+}
+
+// burstUpstream is a minimal MCP server (session-based streamable HTTP,
+// written by hand) whose tools/call answers with one SSE write: a progress
+// notification per step, then the result at once. (mcp-go's own server can
+// drop notifications queued just before a handler returns, so it cannot be
+// the upstream of a test that counts them.)
+func burstUpstream(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		var msg struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+			Params struct {
+				Arguments map[string]any `json:"arguments"`
+				Meta      struct {
+					ProgressToken any `json:"progressToken"`
+				} `json:"_meta"`
+			} `json:"params"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&msg); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		switch msg.Method {
+		case "initialize":
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Mcp-Session-Id", "burst-1")
+			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"burst","version":"1"}}}`, msg.ID)
+		case "tools/call":
+			steps, _ := msg.Params.Arguments["steps"].(float64)
+			tok, _ := json.Marshal(msg.Params.Meta.ProgressToken)
+			var b strings.Builder
+			for k := 1; k <= int(steps) && msg.Params.Meta.ProgressToken != nil; k++ {
+				fmt.Fprintf(&b, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":%s,\"progress\":%d,\"total\":%d}}\n\n", tok, k, int(steps))
+			}
+			fmt.Fprintf(&b, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"done\"}]}}\n\n", msg.ID)
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, b.String())
+		case "":
+			w.WriteHeader(http.StatusBadRequest)
+		default:
+			if msg.ID == nil {
+				w.WriteHeader(http.StatusAccepted) // a notification
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"error":{"code":-32601,"message":"Method not found"}}`, msg.ID)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/mcp"
+}
+
+// connectWithGETStream is connect with the client's GET stream open, as
+// many MCP clients keep one.
+func connectWithGETStream(t *testing.T, url string, headers map[string]string, version string) *client.Client {
+	t.Helper()
+	tr, err := transport.NewStreamableHTTP(url, transport.WithHTTPHeaders(headers), transport.WithContinuousListening())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.NewClient(tr, client.WithProtocolVersion(version))
+	// The GET stream lives on the Start context: it must outlast this call.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	init := mcp.InitializeRequest{}
+	init.Params.ClientInfo = mcp.Implementation{Name: t.Name(), Version: "1"}
+	init.Params.ProtocolVersion = version
+	if _, err := c.Initialize(ctx, init); err != nil {
+		t.Fatalf("initialize through %s: %v", url, err)
+	}
+	return c
 }

@@ -76,14 +76,16 @@ func (g *Gateway) newMetaServer() http.Handler {
 	g.addInvokeTool(s)
 
 	g.metaMCP = s
-	return server.NewStreamableHTTPServer(s,
+	// metaHandler adds what the tools need of the exchange: large results
+	// written in place, and the session's progress accounting.
+	return &metaHandler{mcp: server.NewStreamableHTTPServer(s,
 		server.WithEndpointPath("/mcpgw/mcp"),
 		// The gateway applies its own DNS-rebinding check to every path.
 		server.WithDisableLocalhostProtection(true),
 		server.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {
 			return withCallerHeaders(auth.WithPrincipal(ctx, auth.FromContext(r.Context())), r.Header)
 		}),
-	)
+	)}
 }
 
 // serveMeta authenticates the caller and hands the request to the meta MCP
@@ -111,11 +113,7 @@ func (g *Gateway) serveMeta(w http.ResponseWriter, r *http.Request) {
 			noteRPC(r.Context(), method(msgs), tool(msgs)) // for the request's log event and metrics
 		}
 	}
-	// Large results of the meta tools are written in place by the response
-	// writer rather than encoded by mcp-go (metapayload.go).
-	pl := &payloads{}
-	ctx := withPayloads(auth.WithPrincipal(r.Context(), p), pl)
-	g.meta.ServeHTTP(&payloadWriter{ResponseWriter: w, p: pl}, r.WithContext(ctx))
+	g.meta.ServeHTTP(w, r.WithContext(auth.WithPrincipal(r.Context(), p)))
 }
 
 // jsonResult is the meta tools' result shape: one text content holding the

@@ -81,7 +81,7 @@ func (p *payloads) pending() bool {
 
 // jsonResultCtx is jsonResult for the meta tools whose answers grow with the
 // registry: a large answer is written in place by the meta request's
-// response writer (see payloadWriter). The result is the same: one text
+// response writer (see metaWriter). The result is the same: one text
 // content holding the JSON, and the same object as structuredContent.
 func jsonResultCtx(ctx context.Context, v any) (*mcp.CallToolResult, error) {
 	b, err := json.Marshal(v)
@@ -135,15 +135,36 @@ func quoteJSON(b []byte) []byte {
 	return out
 }
 
-// payloadWriter writes a meta response, putting each waiting payload in
-// place of its placeholder. mcp-go writes a response (a JSON body, or one
-// SSE event) in one Write, so a placeholder is never split between two.
-type payloadWriter struct {
-	http.ResponseWriter
-	p *payloads
+// metaHandler serves the meta MCP server with what its tools need of the
+// HTTP exchange: the payloads written in place (above) and the progress
+// accounting of the caller's session (see progressLedger).
+type metaHandler struct {
+	mcp     http.Handler
+	ledgers ledgers
 }
 
-func (w *payloadWriter) Write(b []byte) (int, error) {
+func (h *metaHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	pl := &payloads{}
+	led, release := h.ledgers.acquire(r.Header.Get("Mcp-Session-Id"))
+	defer release()
+	ctx := withLedger(withPayloads(r.Context(), pl), led)
+	h.mcp.ServeHTTP(&metaWriter{ResponseWriter: w, p: pl, led: led}, r.WithContext(ctx))
+}
+
+// metaWriter writes a meta response, putting each waiting payload in place
+// of its placeholder, and counts the progress notifications it writes for
+// the session's ledger. mcp-go writes a response (a JSON body, or one SSE
+// event) in one Write, so a placeholder is never split between two.
+type metaWriter struct {
+	http.ResponseWriter
+	p   *payloads
+	led *progressLedger
+}
+
+func (w *metaWriter) Write(b []byte) (int, error) {
+	if w.led.waiting() {
+		w.led.wrote(bytes.Count(b, []byte(progressMethodJSON)))
+	}
 	if !w.p.pending() {
 		return w.ResponseWriter.Write(b)
 	}
@@ -176,10 +197,10 @@ func (w *payloadWriter) Write(b []byte) (int, error) {
 	return n, nil
 }
 
-func (w *payloadWriter) Flush() {
+func (w *metaWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
 }
 
-func (w *payloadWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *metaWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -33,7 +33,7 @@ func TestPayloadWriter(t *testing.T) {
 	t2 := p.add([]byte(`"quoted \"text\""`))
 	fake := payloadPrefix + strings.Repeat("0", 32) + `"`
 	rec := httptest.NewRecorder()
-	w := &payloadWriter{ResponseWriter: rec, p: p}
+	w := &metaWriter{ResponseWriter: rec, p: p}
 	in := "event: message\ndata: {\"x\":" + fake + ",\"text\":" + t2 + ",\"structured\":" + t1 + "}\n\n"
 	if n, err := w.Write([]byte(in)); err != nil || n != len(in) {
 		t.Fatalf("Write = %d, %v; want %d", n, err, len(in))
