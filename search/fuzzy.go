@@ -33,12 +33,15 @@ func (x *Index) corrections(t string) []string {
 	}
 	var cs []cand
 	tm := letterMask(t)
-	for _, l := range x.lexicon() {
+	for _, l := range x.lex {
 		if abs(len(l.term)-len(t)) > maxD || len(l.term) < 3 || bits.OnesCount64(l.mask^tm) > 2*maxD {
 			continue
 		}
+		if l.t.tools <= 0 {
+			continue // no longer in the vocabulary
+		}
 		if d := editDistance(t, l.term, maxD); d <= maxD {
-			cs = append(cs, cand{l.term, d, l.df})
+			cs = append(cs, cand{l.term, d, l.t.tools})
 		}
 	}
 	sort.Slice(cs, func(i, j int) bool {
@@ -61,11 +64,14 @@ func (x *Index) corrections(t string) []string {
 	return out
 }
 
-// lexEntry is one vocabulary term as the correction scan reads it.
+// lexEntry is one vocabulary term as the correction scan reads it: a
+// compact array to scan, rather than the vocabulary map. A state's lexicon
+// gains an entry when a term enters its vocabulary; a term that leaves it
+// keeps its entry, with no tools, until the next whole build.
 type lexEntry struct {
 	term string
-	mask uint64
-	df   int32
+	mask uint64 // letterMask(term)
+	t    *term
 }
 
 // letterMask has a bit for each byte value (mod 64) in s. One edit changes
@@ -78,23 +84,6 @@ func letterMask(s string) uint64 {
 		m |= 1 << (s[i] & 63)
 	}
 	return m
-}
-
-// lexicon returns the vocabulary as a slice with letter masks, rebuilt
-// after the vocabulary changed. The caller holds x.mu (read or write); the
-// slice has its own lock because concurrent searches may rebuild it.
-func (x *Index) lexicon() []lexEntry {
-	x.lexMu.Lock()
-	defer x.lexMu.Unlock()
-	if x.lexGen == x.vocabGen && x.lex != nil {
-		return x.lex
-	}
-	lex := make([]lexEntry, 0, len(x.terms))
-	for t, tm := range x.terms {
-		lex = append(lex, lexEntry{t, letterMask(t), tm.tools})
-	}
-	x.lex, x.lexGen = lex, x.vocabGen
-	return lex
 }
 
 func abs(n int) int {

@@ -52,6 +52,7 @@ type state struct {
 	live    []uint64 // bitset of the doc ids whose tool is live: compact, for the search's inner loops
 	dead    int      // removed docs still in docs
 	terms   map[string]*term
+	lex     []lexEntry                 // the spelling corrections' lexicon (see lexEntry)
 	tags    map[string]map[string]bool // lowercased tag -> keys of servers carrying it
 	tools   int
 	epoch   uint32 // counts tools added or removed (term.mark)
@@ -64,6 +65,18 @@ func newState(servers int) *state {
 		terms:   map[string]*term{},
 		tags:    map[string]map[string]bool{},
 	}
+}
+
+// newTerm adds term s to the vocabulary, and to the lexicon unless it is
+// more than two bytes longer than the longest word that is corrected (it
+// could never be a correction).
+func (st *state) newTerm(s string) *term {
+	t := &term{}
+	st.terms[s] = t
+	if len(s) <= maxFuzzyLen+2 {
+		st.lex = append(st.lex, lexEntry{term: s, mask: letterMask(s), t: t})
+	}
+	return t
 }
 
 // vocab returns how many live tools hold term t in any field.
@@ -162,8 +175,7 @@ func (st *state) addDoc(e *entry, i int, dt *docTerms) {
 		for _, tf := range dt.f[fi] {
 			t := st.terms[tf.term]
 			if t == nil {
-				t = &term{}
-				st.terms[tf.term] = t
+				t = st.newTerm(tf.term)
 			}
 			pl := &t.f[fi]
 			pl.p = append(pl.p, posting{doc: d, imp: tf.imp})

@@ -117,14 +117,7 @@ type Index struct {
 
 	mu sync.RWMutex
 	*state
-	// vocabGen counts vocabulary changes; the correction lexicon built
-	// from the vocabulary (lex, at generation lexGen) is rebuilt when
-	// they differ.
-	vocabGen uint64
-	lexMu    sync.Mutex
-	lex      []lexEntry
-	lexGen   uint64
-	closed   bool
+	closed bool
 
 	// Background compaction (see maybeCompactLocked).
 	compacting  bool
@@ -249,7 +242,6 @@ func (x *Index) rebuildLocked(servers []*registry.Server) error {
 // install makes st the index's state.
 func (x *Index) install(st *state) {
 	x.state = st
-	x.vocabGen++
 }
 
 // buildChunk is how many tools are analyzed at a time in a build: their
@@ -373,7 +365,6 @@ func (x *Index) Put(s *registry.Server) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.putState(x.state, e.key(), e, p)
-	x.vocabGen++
 	x.maybeCompactLocked(e.key())
 	return nil
 }
@@ -392,7 +383,6 @@ func (x *Index) Remove(path string) error {
 		return nil
 	}
 	x.putState(x.state, key, nil, p)
-	x.vocabGen++
 	x.maybeCompactLocked(key)
 	return nil
 }

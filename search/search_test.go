@@ -910,3 +910,38 @@ func TestConcurrentWriters(t *testing.T) {
 		t.Errorf("index %q, entries %q", got, want)
 	}
 }
+
+// TestCorrectionsFollowVocabulary checks that spelling corrections know a
+// word as soon as a tool that uses it is indexed, and forget it as soon as
+// the last such tool is removed.
+func TestCorrectionsFollowVocabulary(t *testing.T) {
+	x := newIndex(t, srv("/a", nil, "files", "read_file"))
+	ctx := context.Background()
+	search := func(q string) []string {
+		hits, err := x.Search(ctx, Query{Text: q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids(hits)
+	}
+	if got := search("thermostatt"); len(got) != 0 {
+		t.Fatalf("a misspelling of an unknown word found %q", got)
+	}
+	if err := x.Put(srv("/b", nil, "home", "set_thermostat")); err != nil {
+		t.Fatal(err)
+	}
+	if got := search("thermostatt"); !reflect.DeepEqual(got, []string{"b:set_thermostat"}) {
+		t.Errorf("after the word was indexed, the misspelling found %q", got)
+	}
+	if err := x.Remove("/b"); err != nil {
+		t.Fatal(err)
+	}
+	if got := search("thermostatt"); len(got) != 0 {
+		t.Errorf("after the word's last tool was removed, the misspelling found %q", got)
+	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	for _, c := range x.corrections("thermostatt") {
+		t.Errorf("correction %q of a word no tool uses", c)
+	}
+}

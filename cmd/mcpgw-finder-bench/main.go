@@ -212,16 +212,23 @@ func scale(ctx context.Context, base []*registry.Server, qs []searchbench.Labele
 	defer runtime.UnlockOSThread()
 	var gc0, gc1 runtime.MemStats
 	runtime.ReadMemStats(&gc0)
+	var worst struct {
+		cpu      time.Duration
+		round, i int
+	}
 	for r := 0; r < rounds; r++ {
 		for i, q := range qs {
 			c0, t0 := threadCPU(), time.Now()
 			if _, err := idx.Search(ctx, search.Query{Text: q.Query, Tags: q.Tags, Top: 5}); err != nil {
 				return err
 			}
-			d := time.Since(t0)
+			d, c := time.Since(t0), threadCPU()-c0
 			lat = append(lat, d)
-			cpu = append(cpu, threadCPU()-c0)
+			cpu = append(cpu, c)
 			perQuery[i] = append(perQuery[i], d)
+			if c > worst.cpu {
+				worst.cpu, worst.round, worst.i = c, r, i
+			}
 		}
 	}
 	runtime.ReadMemStats(&gc1)
@@ -235,6 +242,9 @@ func scale(ctx context.Context, base []*registry.Server, qs []searchbench.Labele
 		pct(lat, 0.50), pct(lat, 0.90), pct(lat, 0.99), pct(lat, 1))
 	fmt.Printf("    CPU time of the querying thread: p50 %s  p90 %s  p99 %s  max %s; %d GC cycles during the queries\n",
 		pct(cpu, 0.50), pct(cpu, 0.90), pct(cpu, 0.99), pct(cpu, 1), gc1.NumGC-gc0.NumGC)
+	if slowest > 0 {
+		fmt.Printf("    most CPU in one run: %s, round %d, query %d %q\n", worst.cpu.Round(time.Microsecond), worst.round+1, worst.i+1, qs[worst.i].Query)
+	}
 	if slowest > 0 {
 		// A query's fastest run is its own cost; the spread above it is the
 		// machine's noise (other processes, garbage collection).
