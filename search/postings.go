@@ -313,13 +313,14 @@ func (t *term) holds(d uint32) bool {
 }
 
 // allowedByTags returns a bitset of the doc ids of the servers carrying
-// every tag (lowercased); nil when no server does.
-func (st *state) allowedByTags(tags []string, bits []uint64) []uint64 {
+// every tag (lowercased), in bits' memory when it is large enough; any is
+// false when no server does.
+func (st *state) allowedByTags(tags []string, bits []uint64) (_ []uint64, any bool) {
 	var smallest map[string]bool
 	for _, tag := range tags {
 		m := st.tags[tag]
 		if len(m) == 0 {
-			return nil
+			return bits, false
 		}
 		if smallest == nil || len(m) < len(smallest) {
 			smallest = m
@@ -331,7 +332,6 @@ func (st *state) allowedByTags(tags []string, bits []uint64) []uint64 {
 	}
 	bits = bits[:n]
 	clear(bits)
-	any := false
 outer:
 	for key := range smallest {
 		for _, tag := range tags {
@@ -345,8 +345,5 @@ outer:
 		}
 		any = true
 	}
-	if !any {
-		return nil
-	}
-	return bits
+	return bits, any
 }

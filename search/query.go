@@ -41,9 +41,8 @@ type group struct {
 
 // wordPlan is the clause groups of one query word, by field.
 type wordPlan struct {
-	word     int // index in the query's words
-	groups   []group
-	postings int // the length of its posting lists, summed
+	word   int // index in the query's words
+	groups []group
 }
 
 // plan turns the analyzed words of a query into clause groups, by word and
@@ -104,7 +103,6 @@ func (x *Index) plan(terms []queryTerm) []wordPlan {
 		}
 		g := &wp.groups[len(wp.groups)-1]
 		g.clauses = append(g.clauses, clause{pl: l.pl, w: float32(w)})
-		wp.postings += len(l.pl.p)
 	}
 	out := words[:0]
 	for _, wp := range words {
@@ -163,9 +161,10 @@ type ranking struct {
 // adding into a dense array of per-tool scores, with no per-document
 // merging of lists, no per-posting allocation and no pointer chasing; the
 // cost is one pass over the query's postings, then one over the tools hit.
-// (Pruning the kind MaxScore does was tried and measured: with the
-// coordination factor the words left at the point it may start are still
-// too many tools' to skip, and it cost more than it saved.)
+// (MaxScore pruning was tried and measured: with the coordination factor
+// it can rule new tools out only before the last word or two, when tens of
+// thousands of candidates are still in the running, and completing them
+// cost more than it saved; see BENCHMARKS.md.)
 //
 // Which tools were hit is kept in bitsets (12.5 KB for 100,000 tools, so
 // they stay in the fastest cache), not in lists: whatever reads the scores
@@ -186,7 +185,8 @@ func (x *Index) rank(terms []queryTerm, tags []string) *ranking {
 	if len(tags) > 0 {
 		// The servers' spans hold only live tools (a replaced server's old
 		// tools are in its old span), so this is a subset of live.
-		if s.allow = x.allowedByTags(tags, s.allow); s.allow == nil {
+		var any bool
+		if s.allow, any = x.allowedByTags(tags, s.allow); !any {
 			r.ok = nil
 			return r
 		}
@@ -307,24 +307,6 @@ func (x *Index) release(r *ranking) {
 		}
 	}
 	x.pool.Put(s)
-}
-
-// each calls fn for every tool hit that may be returned, in doc order.
-func (r *ranking) each(fn func(cand)) {
-	s, inv := r.s, 1/r.nterms
-	for w, b := range r.ok {
-		for b &= s.hit[w]; b != 0; b &= b - 1 {
-			d := w*64 + mbits.TrailingZeros64(b)
-			fn(cand{score: s.acc[d].score(inv), doc: uint32(d)})
-		}
-	}
-}
-
-// all returns every tool hit that may be returned, unordered.
-func (r *ranking) all() []cand {
-	var out []cand
-	r.each(func(c cand) { out = append(out, c) })
-	return out
 }
 
 // better orders candidates: higher score first, then lower doc id, so that

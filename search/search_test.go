@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -673,6 +674,19 @@ func referenceScores(x *Index, ref *reference, text string, tags []string) map[u
 		}
 		if matched > 0 {
 			out[dc.id] = float64(total) * float64(matched) / float64(len(terms))
+		}
+	}
+	return out
+}
+
+// all returns every tool r scored that its tags allow, unordered.
+func (r *ranking) all() []cand {
+	var out []cand
+	s, inv := r.s, 1/r.nterms
+	for w, b := range r.ok {
+		for b &= s.hit[w]; b != 0; b &= b - 1 {
+			d := w*64 + bits.TrailingZeros64(b)
+			out = append(out, cand{score: s.acc[d].score(inv), doc: uint32(d)})
 		}
 	}
 	return out
