@@ -195,8 +195,9 @@ func (pw *progressWait) wait(ctx context.Context) {
 // sendToCaller queues a notification for the caller of the current request
 // and reports whether it was queued. mcp-go's queue per session is bounded
 // and refuses rather than waits when full; waiting here (until ctx ends)
-// loses no progress to a momentarily slow reader, and only delays this
-// call's stream.
+// loses no progress to a momentarily slow reader, and delays only this
+// call's upstream stream (for an upstream on the legacy SSE transport, the
+// one stream its session's calls share).
 func sendToCaller(ctx context.Context, srv *server.MCPServer, method string, params map[string]any) bool {
 	wait := time.Millisecond
 	for {
