@@ -4,8 +4,10 @@
 // tolerance) and filterable by server tags. It follows the registry through
 // registry events.
 //
-// Text is analyzed with bleve's analysis (its Unicode tokenizer, English
-// possessive and stop-word filters and stemmers); bleve's index is not used.
+// Text is analyzed with bleve's analysis: its Unicode word segmentation
+// (for ASCII text, a word finder of this package that gives the same
+// words, faster), English possessive and stop-word filters and stemmers.
+// bleve's index is not used.
 // The index is the package's own: per term and field, a list of tool ids
 // with each tool's precomputed tf-idf factor, held in memory, and a query is
 // scored term at a time into a dense array of per-tool scores (see rank).
