@@ -620,7 +620,7 @@ func (h *Hybrid) nearest(qv []float32, tags []string, allow func(string, string)
 	defer h.mu.RUnlock()
 	best := make(vecHeap, 0, n)
 	for key, e := range h.servers {
-		if !carriesTags(e.srv, tags) {
+		if !hasTags(e.srv, tags) {
 			continue
 		}
 		for ti, t := range e.tools {
@@ -651,28 +651,6 @@ func (h *Hybrid) nearest(qv []float32, tags []string, allow func(string, string)
 			Transports: s.SupportedTransports, Tool: s.ToolList[c.e.tools[c.t].i], Score: math.Max(0, float64(c.sim))}
 	}
 	return out
-}
-
-// carriesTags reports whether s carries every tag (trimmed,
-// case-insensitive), the text index's rule.
-func carriesTags(s *registry.Server, tags []string) bool {
-	for _, want := range tags {
-		want = strings.TrimSpace(want)
-		if want == "" {
-			continue
-		}
-		found := false
-		for _, t := range s.Tags {
-			if strings.EqualFold(strings.TrimSpace(t), want) {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
 }
 
 func dot(a, b []float32) float32 {

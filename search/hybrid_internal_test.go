@@ -117,7 +117,7 @@ func TestEmbedText(t *testing.T) {
 	}
 }
 
-func TestCarriesTags(t *testing.T) {
+func TestHasTags(t *testing.T) {
 	s := &registry.Server{Tags: []string{"Payments", " finance "}}
 	tests := []struct {
 		tags []string
@@ -130,8 +130,8 @@ func TestCarriesTags(t *testing.T) {
 		{[]string{"pay"}, false},
 	}
 	for _, tt := range tests {
-		if got := carriesTags(s, tt.tags); got != tt.want {
-			t.Errorf("carriesTags(%v) = %v, want %v", tt.tags, got, tt.want)
+		if got := hasTags(s, tt.tags); got != tt.want {
+			t.Errorf("hasTags(%v) = %v, want %v", tt.tags, got, tt.want)
 		}
 	}
 }

@@ -743,8 +743,14 @@ func (x *Index) listByTags(c *collector, tags []string) {
 	}
 }
 
+// hasTags reports whether s carries every tag (trimmed, case-insensitive):
+// the rule of both rankings.
 func hasTags(s *registry.Server, tags []string) bool {
 	for _, want := range tags {
+		want = strings.TrimSpace(want)
+		if want == "" {
+			continue
+		}
 		found := false
 		for _, t := range s.Tags {
 			if strings.EqualFold(strings.TrimSpace(t), want) {
