@@ -329,15 +329,27 @@ func (s *Store) List(ctx context.Context) ([]*registry.Server, error) {
 		return nil, fmt.Errorf("postgres: list: %w", err)
 	}
 	defer rows.Close()
-	var out []*registry.Server
+	// A replica's start-up lists every server: documents are decoded on
+	// other goroutines while the next rows arrive, as the SQLite store does.
+	dec := registry.NewListDecoder()
+	var doc []byte
+	var enabled bool
+	var created, updated time.Time
+	var scanErr error
 	for rows.Next() {
-		srv, err := scanServer(rows)
-		if err != nil {
-			return nil, fmt.Errorf("postgres: list: %w", err)
+		if scanErr = rows.Scan(&doc, &enabled, &created, &updated); scanErr != nil {
+			break
 		}
-		out = append(out, srv)
+		dec.Add(doc, enabled, created.UTC(), updated.UTC())
 	}
-	if err := rows.Err(); err != nil {
+	out, err := dec.Finish()
+	if scanErr == nil {
+		scanErr = rows.Err()
+	}
+	if scanErr != nil {
+		return nil, fmt.Errorf("postgres: list: %w", scanErr)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("postgres: list: %w", err)
 	}
 	return out, nil
