@@ -108,15 +108,12 @@ func run(catalog, queries string, n, cores, rounds int, verbose bool) error {
 	if err != nil {
 		return err
 	}
-	idx, err := search.New(indexOptions)
+	start := time.Now()
+	idx, err := catalogIndex(indexOptions, base)
 	if err != nil {
 		return err
 	}
 	defer idx.Close()
-	start := time.Now()
-	if err := idx.Rebuild(base); err != nil {
-		return err
-	}
 	st := idx.Stats()
 	fmt.Printf("catalog: %d servers, %d tools, %d terms, indexed in %s\n", st.Servers, st.Tools, st.Terms, time.Since(start).Round(time.Microsecond))
 	rep, err := searchbench.Evaluate(ctx, idx, qs)
@@ -265,6 +262,19 @@ func scale(ctx context.Context, base []*registry.Server, qs []searchbench.Labele
 	return nil
 }
 
+// catalogIndex returns an index built with opts over servers.
+func catalogIndex(opts search.Options, servers []*registry.Server) (*search.Index, error) {
+	idx, err := search.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := idx.Rebuild(servers); err != nil {
+		idx.Close()
+		return nil, err
+	}
+	return idx, nil
+}
+
 // show prints the top 10 hits of one query over the catalog; tags follow
 // the text after " #", comma-separated.
 func show(catalog, q string) error {
@@ -272,14 +282,11 @@ func show(catalog, q string) error {
 	if err != nil {
 		return err
 	}
-	idx, err := search.New(indexOptions)
+	idx, err := catalogIndex(indexOptions, base)
 	if err != nil {
 		return err
 	}
 	defer idx.Close()
-	if err := idx.Rebuild(base); err != nil {
-		return err
-	}
 	text, tagList, _ := strings.Cut(q, " #")
 	var tags []string
 	if tagList != "" {
@@ -318,11 +325,8 @@ func tuneBoosts(catalog, queries string) error {
 				for _, server := range []float64{1, 1.5} {
 					for _, syn := range []float64{0.5, 0.7} {
 						b := search.Boosts{Name: name, Desc: desc, Params: params, Server: server, Synonym: syn, Fuzzy: 0.7}
-						idx, err := search.New(search.Options{Boosts: b})
+						idx, err := catalogIndex(search.Options{Boosts: b}, base)
 						if err != nil {
-							return err
-						}
-						if err := idx.Rebuild(base); err != nil {
 							return err
 						}
 						rep, err := searchbench.Evaluate(context.Background(), idx, qs)
