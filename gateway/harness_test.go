@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -107,8 +108,7 @@ func (f *fixture) serve(t *testing.T, opts Options, tweak func(*Gateway)) *testE
 	if err := gw.Load(f.ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(gw)
-	t.Cleanup(srv.Close)
+	srv := serveIngress(t, gw)
 	return &testEnv{gw: gw, srv: srv, reg: f.reg, store: f.store, admin: f.admin}
 }
 
@@ -160,4 +160,20 @@ func (e *testEnv) do(t *testing.T, method, path string, body []byte, headers map
 
 func (e *testEnv) adminHeaders() map[string]string {
 	return map[string]string{"Authorization": "Bearer " + e.admin, "Content-Type": "application/json"}
+}
+
+// serveIngress serves h on 127.0.0.1 as serve does: through the Ingress,
+// with a standard server behind it for what the fast loop hands over.
+func serveIngress(t testing.TB, h http.Handler) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	ing := NewIngress(h, srv.Config, IngressOptions{})
+	go func() { _ = ing.Serve(srv.Listener) }()
+	srv.URL = "http://" + srv.Listener.Addr().String()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = ing.Shutdown(ctx)
+	})
+	return srv
 }

@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -39,6 +41,10 @@ type config struct {
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "naive-proxy" {
 		runNaiveProxy(os.Args[2:])
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "tcp-proxy" {
+		runTCPProxy(os.Args[2:])
 		return
 	}
 	var c config
@@ -101,6 +107,44 @@ func runNaiveProxy(args []string) {
 	if err := srv.ListenAndServe(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+}
+
+// runTCPProxy is the floor every relay stands on: it understands nothing,
+// it copies bytes between the client's TCP connection and one it opens to
+// the upstream (splice(2) on Linux). What it adds to a call is what the
+// second loopback hop and one more process costs on this machine.
+func runTCPProxy(args []string) {
+	fs := flag.NewFlagSet("tcp-proxy", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:0", "address")
+	target := fs.String("target", "", "upstream base URL")
+	_ = fs.Parse(args)
+	u, err := url.Parse(*target)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		go func() {
+			defer c.Close()
+			up, err := net.Dial("tcp", u.Host)
+			if err != nil {
+				return
+			}
+			defer up.Close()
+			go func() { _, _ = io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
+			_, _ = io.Copy(c, up)
+		}()
 	}
 }
 

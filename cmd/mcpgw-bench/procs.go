@@ -56,7 +56,9 @@ func startGateway(ctx context.Context, bin, dir string) (*proc, time.Duration, e
 	return p, time.Since(start), nil
 }
 
-func startNaiveProxy(ctx context.Context, target string) (*proc, error) {
+// startProxy runs this binary again as one of the reference relays
+// ("naive-proxy" or "tcp-proxy") in front of target.
+func startProxy(ctx context.Context, mode, target string) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -66,7 +68,7 @@ func startNaiveProxy(ctx context.Context, target string) (*proc, error) {
 		return nil, err
 	}
 	logs := &bytes.Buffer{}
-	cmd := exec.CommandContext(ctx, self, "naive-proxy", "--listen", addr, "--target", target)
+	cmd := exec.CommandContext(ctx, self, mode, "--listen", addr, "--target", target)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -81,7 +83,7 @@ func startNaiveProxy(ctx context.Context, target string) (*proc, error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	p.stop()
-	return nil, fmt.Errorf("naive proxy did not start: %s", logs.String())
+	return nil, fmt.Errorf("%s did not start: %s", mode, logs.String())
 }
 
 func waitReady(u string, limit time.Duration) error {

@@ -33,9 +33,11 @@ type env struct {
 	newConns atomic.Int64
 	gw       *proc
 	naive    *proc
+	tcp      *proc
 	direct   side
 	viaGW    side
 	viaNaive side
+	viaTCP   side
 }
 
 func run(ctx context.Context, cfg config) (*results, error) {
@@ -64,14 +66,20 @@ func run(ctx context.Context, cfg config) (*results, error) {
 	if err := e.gw.register(e.hc, map[string]any{"server_name": "bench", "path": "/bench", "proxy_pass_url": e.upstream.URL + "/mcp", "tags": []string{"bench"}}); err != nil {
 		return nil, err
 	}
-	e.naive, err = startNaiveProxy(ctx, e.upstream.URL)
+	e.naive, err = startProxy(ctx, "naive-proxy", e.upstream.URL)
 	if err != nil {
 		return nil, err
 	}
 	defer e.naive.stop()
+	e.tcp, err = startProxy(ctx, "tcp-proxy", e.upstream.URL)
+	if err != nil {
+		return nil, err
+	}
+	defer e.tcp.stop()
 	e.direct = side{"direct", e.upstream.URL + "/mcp"}
 	e.viaGW = side{"mcpgw", "http://" + e.gw.addr + "/bench/mcp"}
 	e.viaNaive = side{"reverseproxy", "http://" + e.naive.addr + "/mcp"}
+	e.viaTCP = side{"tcp copy", "http://" + e.tcp.addr + "/mcp"}
 
 	sections := map[string]func(context.Context, *results) error{
 		"latency":    e.latency,
@@ -111,7 +119,7 @@ func (e *env) latency(ctx context.Context, r *results) error {
 		name   string
 		modern bool
 	}{{"session " + sessionVersion, false}, {"stateless " + modernVersion, true}} {
-		sides := []side{e.direct, e.viaGW, e.viaNaive}
+		sides := []side{e.direct, e.viaGW, e.viaNaive, e.viaTCP}
 		conns := make([]*mcpConn, len(sides))
 		samples := make([]durations, len(sides))
 		for i, s := range sides {
@@ -127,6 +135,15 @@ func (e *env) latency(ctx context.Context, r *results) error {
 			}
 		}
 		errs := make([]int, len(sides))
+		// CPU time of each relaying process over the measured calls: one
+		// call at a time, so it includes the cost of waking up for each.
+		procs := []*proc{nil, e.gw, e.naive, e.tcp}
+		cpu0 := make([]time.Duration, len(sides))
+		for i, p := range procs {
+			if p != nil {
+				cpu0[i] = p.cpu()
+			}
+		}
 		for n := 0; n < e.cfg.calls; n++ {
 			for k := range sides {
 				i := (n + k) % len(sides) // rotate who goes first
@@ -138,15 +155,22 @@ func (e *env) latency(ctx context.Context, r *results) error {
 				samples[i] = append(samples[i], time.Since(t0))
 			}
 		}
-		d, g, n := samples[0], samples[1], samples[2]
+		d, g, n, t := samples[0], samples[1], samples[2], samples[3]
 		sec := "relay latency (" + gen.name + ")"
 		for _, p := range []float64{50, 90, 99} {
 			r.compare(sec, fmt.Sprintf("mcpgw p%g", p), "µs", us(g.pct(p)), "direct", us(d.pct(p)), errs[1])
 			r.compare(sec, fmt.Sprintf("reverseproxy p%g", p), "µs", us(n.pct(p)), "direct", us(d.pct(p)), errs[2])
+			r.compare(sec, fmt.Sprintf("tcp copy p%g", p), "µs", us(t.pct(p)), "direct", us(d.pct(p)), errs[3])
 		}
 		addG := us(g.pct(50)) - us(d.pct(50))
 		addN := us(n.pct(50)) - us(d.pct(50))
+		addT := us(t.pct(50)) - us(d.pct(50))
 		r.compare(sec, "added p50, mcpgw vs reverseproxy", "µs", addG, "reverseproxy added", addN, 0)
+		r.compare(sec, "added p50, mcpgw vs tcp copy", "µs", addG, "tcp copy added", addT, 0)
+		cpuPer := func(i int) float64 { return us(procs[i].cpu()-cpu0[i]) / float64(max(1, len(samples[i]))) }
+		g1, n1, t1 := cpuPer(1), cpuPer(2), cpuPer(3)
+		r.compare(sec, "CPU per call, mcpgw vs reverseproxy", "µs", g1, "reverseproxy", n1, 0)
+		r.compare(sec, "CPU per call, mcpgw vs tcp copy", "µs", g1, "tcp copy", t1, 0)
 	}
 	return nil
 }

@@ -185,8 +185,13 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 	}
 	lg.Info().Str("listen", ln.Addr().String()).Str("data", cfg.Data).Str("admin_token_file", tokenFile).
 		Str("version", version).Msg("mcpgw serving: MCP at /mcpgw/mcp, REST at /api/v1")
+	// The ingress serves relay requests with its own HTTP/1.1 loop and
+	// hands every other connection to srv.
+	ingress := gateway.NewIngress(gw, srv, gateway.IngressOptions{
+		ReadHeaderTimeout: srv.ReadHeaderTimeout, IdleTimeout: srv.IdleTimeout, Log: lg,
+	})
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- ingress.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return failed(fmt.Errorf("serve: %w", err))
@@ -195,7 +200,7 @@ func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte)
 	lg.Info().Msg("shutting down")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	if err := ingress.Shutdown(shutCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return failed(fmt.Errorf("shutdown: %w", err))
 	}
 	return nil

@@ -1,0 +1,927 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// IngressOptions configure the HTTP/1.1 listener in front of the gateway.
+type IngressOptions struct {
+	// ReadHeaderTimeout bounds how long a request's headers may take to
+	// arrive (default 10 s).
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection that sends no request for
+	// this long (default 120 s).
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request line and its headers (default 1 MiB).
+	MaxHeaderBytes int
+	// Log receives what goes wrong at the connection level.
+	Log zerolog.Logger
+}
+
+// Ingress accepts the gateway's connections and serves HTTP/1.1 with its
+// own loop, which costs per request far less than net/http's server: no
+// background read goroutine and its hand-off on every request, no deadline
+// resets, one write per answer. That matters on the relay path, where the
+// gateway's own work is a few microseconds and the server's was most of
+// the rest. Connections it does not serve (the HTTP/2 preface, OPTIONS *,
+// CONNECT, absolute-form targets, request lines it cannot read) are handed,
+// with the bytes read so far, to a standard http.Server that serves the
+// same handler.
+//
+// Both loops call the same handler, so authentication, policy and logging
+// are one code path; the ingress only replaces HTTP framing. It does not
+// support Hijack or response trailers, which the gateway does not use.
+type Ingress struct {
+	handler http.Handler
+	std     *http.Server
+	opts    IngressOptions
+	handoff *handoffListener
+
+	mu      sync.Mutex
+	ln      net.Listener
+	conns   map[*ingressConn]struct{}
+	closing atomic.Bool
+	done    chan struct{} // closed when the last fast connection ends after Shutdown
+}
+
+// NewIngress serves h. std, which must have h as its Handler, serves what
+// the fast loop does not; its timeouts should match opts.
+func NewIngress(h http.Handler, std *http.Server, opts IngressOptions) *Ingress {
+	if opts.ReadHeaderTimeout <= 0 {
+		opts.ReadHeaderTimeout = 10 * time.Second
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 120 * time.Second
+	}
+	if opts.MaxHeaderBytes <= 0 {
+		opts.MaxHeaderBytes = http.DefaultMaxHeaderBytes
+	}
+	return &Ingress{handler: h, std: std, opts: opts, conns: map[*ingressConn]struct{}{}, done: make(chan struct{})}
+}
+
+// Serve accepts connections on ln until Shutdown or an accept error.
+func (s *Ingress) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		return http.ErrServerClosed
+	}
+	s.ln = ln
+	s.handoff = &handoffListener{addr: ln.Addr(), conns: make(chan net.Conn), closed: make(chan struct{})}
+	s.mu.Unlock()
+	go func() { _ = s.std.Serve(s.handoff) }()
+
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return http.ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				// Out of file descriptors and the like: wait, as net/http does.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.opts.Log.Warn().Err(err).Dur("retry_in", delay).Msg("accept")
+				time.Sleep(delay)
+				continue
+			}
+			_ = s.handoff.Close()
+			return fmt.Errorf("accept: %w", err)
+		}
+		delay = 0
+		ic := s.newConn(c)
+		if ic == nil {
+			_ = c.Close()
+			continue
+		}
+		go ic.serve()
+	}
+}
+
+// Shutdown stops accepting, closes idle connections, and waits for the
+// requests in flight (on both loops) until ctx ends.
+func (s *Ingress) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing.Store(true)
+	ln := s.ln
+	if len(s.conns) == 0 {
+		s.closeDone()
+	}
+	s.mu.Unlock()
+	if ln != nil {
+		_ = ln.Close()
+	}
+	stdErr := make(chan error, 1)
+	go func() { stdErr <- s.std.Shutdown(ctx) }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.closeIdle()
+		select {
+		case <-s.done:
+			return <-stdErr
+		case <-ctx.Done():
+			s.mu.Lock()
+			for c := range s.conns {
+				_ = c.c.Close()
+			}
+			s.mu.Unlock()
+			<-stdErr
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Ingress) closeDone() {
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+}
+
+func (s *Ingress) closeIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.state.CompareAndSwap(connIdle, connClosed) {
+			_ = c.c.Close()
+		}
+	}
+}
+
+func (s *Ingress) newConn(c net.Conn) *ingressConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return nil
+	}
+	ic := &ingressConn{srv: s, c: c, remote: c.RemoteAddr().String()}
+	ic.r.c, ic.r.limit = c, -1
+	ic.br = bufio.NewReaderSize(&ic.r, 4096)
+	ic.bw = bufio.NewWriterSize(c, 4096)
+	ic.ctx = context.WithValue(context.WithValue(context.Background(), http.ServerContextKey, s.std), http.LocalAddrContextKey, c.LocalAddr())
+	s.conns[ic] = struct{}{}
+	return ic
+}
+
+func (s *Ingress) forget(ic *ingressConn) {
+	s.mu.Lock()
+	delete(s.conns, ic)
+	if s.closing.Load() && len(s.conns) == 0 {
+		s.closeDone()
+	}
+	s.mu.Unlock()
+}
+
+// fastRequestLine reports whether a request line is one the fast loop
+// serves: a method token, a target in origin form (starting with "/"), and
+// HTTP/1.1 or HTTP/1.0. Anything else (OPTIONS *, CONNECT, an absolute URL,
+// the HTTP/2 preface, garbage) is net/http's to answer.
+func fastRequestLine(line []byte) bool {
+	line = bytes.TrimRight(line, "\r\n")
+	m, rest, ok := bytes.Cut(line, []byte(" "))
+	if !ok || !validHeaderName(string(m)) {
+		return false
+	}
+	target, proto, ok := bytes.Cut(rest, []byte(" "))
+	if !ok || (string(proto) != "HTTP/1.1" && string(proto) != "HTTP/1.0") {
+		return false
+	}
+	return len(target) > 0 && target[0] == '/'
+}
+
+// Connection states, for Shutdown to close only idle connections.
+const (
+	connIdle int32 = iota
+	connActive
+	connClosed
+)
+
+// aLongTimeAgo is a deadline in the past, to wake a blocked read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// ingressConn is one client connection on the fast loop.
+type ingressConn struct {
+	srv      *Ingress
+	c        net.Conn
+	remote   string
+	r        connReader
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	ctx      context.Context // carries the listener's address for the handler
+	state    atomic.Int32
+	deadline time.Time // the read deadline last set on c
+	served   int
+
+	// The client watch: once a request has taken a while and its body is
+	// read, one read on the connection learns whether the client hung up,
+	// and cancels the request if so. Quick requests never start it.
+	watchMu    sync.Mutex
+	watchTimer *time.Timer
+	watchFired bool // the delay passed
+	bodyDone   bool // the body reached EOF (or there is none)
+	watching   bool
+	stopping   bool
+	watchDone  chan struct{}
+	cancel     context.CancelFunc
+}
+
+// watchDelay is how long a request runs before the ingress starts
+// watching for the client hanging up: long enough that relayed calls of a
+// fast upstream never pay for it, short enough for streams and slow tools.
+const watchDelay = 50 * time.Millisecond
+
+// connReader is the connection as the bufio.Reader sees it: it bounds the
+// header bytes and returns first a byte the client watch read ahead.
+type connReader struct {
+	c          net.Conn
+	recording  bool // append what is read to rec
+	rec        []byte
+	limit      int64 // bytes still allowed; < 0 means no limit
+	hitLimit   bool
+	pending    byte
+	hasPending bool
+}
+
+func (r *connReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if r.limit == 0 {
+		r.hitLimit = true
+		return 0, io.EOF
+	}
+	if r.limit > 0 && int64(len(p)) > r.limit {
+		p = p[:r.limit]
+	}
+	if r.hasPending {
+		p[0] = r.pending
+		r.hasPending = false
+		r.count(1)
+		if r.recording {
+			r.rec = append(r.rec, p[0])
+		}
+		return 1, nil
+	}
+	n, err := r.c.Read(p)
+	r.count(n)
+	if r.recording {
+		r.rec = append(r.rec, p[:n]...)
+	}
+	return n, err
+}
+
+func (r *connReader) count(n int) {
+	if r.limit > 0 {
+		r.limit -= int64(n)
+	}
+}
+
+func (c *ingressConn) setReadDeadline(t time.Time) {
+	if err := c.c.SetReadDeadline(t); err == nil {
+		c.deadline = t
+	}
+}
+
+func (c *ingressConn) serve() {
+	defer func() {
+		if v := recover(); v != nil && v != http.ErrAbortHandler {
+			c.srv.opts.Log.Error().Str("remote", c.remote).Interface("panic", v).Msg("ingress: panic serving a request")
+		}
+		c.close()
+	}()
+	// A new connection sends its first request within the header timeout;
+	// after that, idle keep-alive connections live for the idle timeout.
+	c.setReadDeadline(time.Now().Add(c.srv.opts.ReadHeaderTimeout))
+	for {
+		if c.served > 0 {
+			now := time.Now()
+			want := now.Add(c.srv.opts.IdleTimeout)
+			// Deadlines are coarse on purpose: moving one costs a timer
+			// update, so it moves only when a second or more out of date.
+			if c.deadline.IsZero() || c.deadline.Before(want.Add(-time.Second)) || c.deadline.After(want) {
+				c.setReadDeadline(want)
+			}
+		}
+		line, err := c.peekLine()
+		if err != nil {
+			return
+		}
+		if !c.state.CompareAndSwap(connIdle, connActive) {
+			return // Shutdown closed it
+		}
+		if !fastRequestLine(line) {
+			c.handOff()
+			return
+		}
+		if !c.serveOne() {
+			return
+		}
+		c.served++
+		if !c.state.CompareAndSwap(connActive, connIdle) || c.srv.closing.Load() {
+			return
+		}
+	}
+}
+
+// peekLine waits for the next request line without consuming it, so that
+// the connection can still be handed to net/http whole.
+func (c *ingressConn) peekLine() ([]byte, error) {
+	for {
+		if b, _ := c.br.Peek(c.br.Buffered()); bytes.IndexByte(b, '\n') >= 0 {
+			return b[:bytes.IndexByte(b, '\n')+1], nil
+		}
+		if c.br.Buffered() == c.br.Size() {
+			// A request line longer than the buffer: net/http answers it.
+			b, _ := c.br.Peek(c.br.Buffered())
+			return b, nil
+		}
+		if _, err := c.br.Peek(c.br.Buffered() + 1); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// handOff gives the connection, with what has been read of it, to the
+// standard server.
+func (c *ingressConn) handOff() {
+	c.srv.forget(c)
+	pc := &prefixConn{Conn: c.c, r: c.br}
+	if err := c.c.SetReadDeadline(time.Time{}); err != nil || !c.srv.handoff.give(pc) {
+		_ = c.c.Close()
+	}
+	c.c = nil // no longer ours to close
+}
+
+func (c *ingressConn) close() {
+	if c.c == nil {
+		return
+	}
+	c.state.Store(connClosed)
+	_ = c.bw.Flush()
+	_ = c.c.Close()
+	c.srv.forget(c)
+}
+
+// serveOne reads and answers one request; false means close the connection.
+func (c *ingressConn) serveOne() bool {
+	// http.ReadRequest drops the Host header after reading it into
+	// req.Host, so the Host lines are counted in the raw header block:
+	// usually all buffered already; if not, recorded as they are read.
+	buffered, _ := c.br.Peek(c.br.Buffered())
+	end := headerEnd(buffered)
+	if end < 0 {
+		// The headers have not all arrived: they get the header timeout.
+		c.setReadDeadline(time.Now().Add(c.srv.opts.ReadHeaderTimeout))
+		c.r.rec = append(c.r.rec[:0], buffered...)
+		c.r.recording = true
+	}
+	hosts := countHostLines(buffered, end)
+	c.r.limit = int64(c.srv.opts.MaxHeaderBytes) + 4096 // net/http's allowance for the request line
+	c.r.hitLimit = false
+	req, err := http.ReadRequest(c.br)
+	c.r.limit = -1
+	if c.r.recording {
+		c.r.recording = false
+		hosts = countHostLines(c.r.rec, headerEnd(c.r.rec))
+		if cap(c.r.rec) > 64<<10 {
+			c.r.rec = nil // keep no large buffer for the connection's life
+		}
+	}
+	if err != nil {
+		switch {
+		case c.r.hitLimit:
+			c.fail(http.StatusRequestHeaderFieldsTooLarge, "request headers are too large")
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), isTimeout(err):
+			// The client went away or stalled: nobody to answer.
+		default:
+			c.fail(http.StatusBadRequest, "malformed HTTP request: "+err.Error())
+		}
+		return false
+	}
+	if msg := checkRequest(req, hosts); msg != "" {
+		c.fail(http.StatusBadRequest, msg)
+		return false
+	}
+	if !c.deadline.IsZero() && c.deadline.Before(time.Now().Add(c.srv.opts.IdleTimeout/2)) {
+		// Header timeout served its purpose; the body gets the idle timeout.
+		c.setReadDeadline(time.Now().Add(c.srv.opts.IdleTimeout))
+	}
+	w := &ingressResponse{c: c, req: req, header: make(http.Header, 8), contentLength: -1}
+	w.close = req.Close || !req.ProtoAtLeast(1, 1) || c.srv.closing.Load()
+	body := &ingressBody{rc: req.Body, c: c, w: w}
+	if e := req.Header.Get("Expect"); e != "" {
+		if !strings.EqualFold(e, "100-continue") || !req.ProtoAtLeast(1, 1) {
+			c.fail(http.StatusExpectationFailed, "unsupported Expect header")
+			return false
+		}
+		body.sendContinue = req.ContentLength != 0
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	noBody := req.Body == http.NoBody || req.ContentLength == 0
+	if !noBody {
+		req.Body = body
+	}
+	req.RemoteAddr = c.remote
+	req = req.WithContext(ctx)
+
+	c.watchMu.Lock()
+	c.watchFired, c.bodyDone, c.watching, c.stopping, c.cancel = false, noBody, false, false, cancel
+	c.watchMu.Unlock()
+	if c.watchTimer == nil {
+		c.watchTimer = time.AfterFunc(watchDelay, c.watchFire)
+	} else {
+		c.watchTimer.Reset(watchDelay)
+	}
+
+	c.srv.handler.ServeHTTP(w, req)
+
+	c.stopWatch()
+	w.finish()
+	if err := c.bw.Flush(); err != nil {
+		return false
+	}
+	if w.close || body.closedEarly || w.failedWrite {
+		return false
+	}
+	if !noBody && !body.sawEOF {
+		// Drain what the handler left unread, within reason, so the next
+		// request starts where it should.
+		n, err := io.CopyN(io.Discard, body.rc, 256<<10+1)
+		if n > 256<<10 || err != io.EOF {
+			return false
+		}
+	}
+	return true
+}
+
+// headerEnd is the length of the request head in b (request line, headers
+// and the empty line), or -1 if b does not hold all of it.
+func headerEnd(b []byte) int {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\n' {
+			continue
+		}
+		if i+1 < len(b) && b[i+1] == '\n' {
+			return i + 2
+		}
+		if i+2 < len(b) && b[i+1] == '\r' && b[i+2] == '\n' {
+			return i + 3
+		}
+	}
+	return -1
+}
+
+// countHostLines counts the Host header lines in the request head b[:end].
+func countHostLines(b []byte, end int) int {
+	if end < 0 {
+		return 0
+	}
+	n := 0
+	for _, line := range bytes.Split(b[:end], []byte("\n"))[1:] {
+		if len(line) >= 5 && bytes.EqualFold(line[:5], []byte("host:")) {
+			n++
+		}
+	}
+	return n
+}
+
+// checkRequest applies net/http's server-side checks to a parsed request
+// whose head had hosts Host lines.
+func checkRequest(req *http.Request, hosts int) string {
+	if req.ProtoAtLeast(1, 1) && hosts == 0 {
+		return "missing required Host header"
+	}
+	if hosts > 1 {
+		return "too many Host headers"
+	}
+	if !validHost(req.Host) {
+		return "malformed Host header"
+	}
+	for k, vv := range req.Header {
+		if !validHeaderName(k) {
+			return "invalid header name"
+		}
+		for _, v := range vv {
+			if !validHeaderValue(v) {
+				return "invalid header value"
+			}
+		}
+	}
+	return ""
+}
+
+// validHost reports whether h has only the bytes a host and port may have
+// (RFC 3986 reg-name, IP literals, port), as net/http's server checks.
+func validHost(h string) bool {
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-._~!$&'()*+,;=:[]%", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderName reports whether k is an RFC 9110 token.
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c >= 0x80 || c <= ' ' || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue reports whether v holds no control bytes but tab.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// fail answers a request the loop could not parse, and the connection
+// closes after it.
+func (c *ingressConn) fail(status int, msg string) {
+	body := `{"error":` + strconv.Quote(msg) + "}\n"
+	fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		status, http.StatusText(status), len(body), body)
+	_ = c.bw.Flush()
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// watchFire runs when the watch delay passed.
+func (c *ingressConn) watchFire() {
+	c.watchMu.Lock()
+	c.watchFired = true
+	c.startWatchLocked()
+	c.watchMu.Unlock()
+}
+
+// noteBodyDone runs when the request body reached EOF.
+func (c *ingressConn) noteBodyDone() {
+	c.watchMu.Lock()
+	c.bodyDone = true
+	c.startWatchLocked()
+	c.watchMu.Unlock()
+}
+
+// startWatchLocked starts the client watch once both the delay passed and
+// the body is read: before that, reading the connection would take bytes
+// the handler is waiting for.
+func (c *ingressConn) startWatchLocked() {
+	if !c.watchFired || !c.bodyDone || c.watching || c.stopping {
+		return
+	}
+	c.watching = true
+	c.watchDone = make(chan struct{})
+	_ = c.c.SetReadDeadline(time.Time{}) // a stream may stay open for hours
+	c.deadline = time.Time{}
+	go c.watch(c.cancel, c.watchDone)
+}
+
+func (c *ingressConn) watch(cancel context.CancelFunc, done chan struct{}) {
+	defer close(done)
+	var b [1]byte
+	n, err := c.c.Read(b[:])
+	c.watchMu.Lock()
+	defer c.watchMu.Unlock()
+	if n == 1 {
+		// The client sent the start of its next request: it is still there.
+		c.r.pending, c.r.hasPending = b[0], true
+		return
+	}
+	if err != nil && !c.stopping {
+		cancel() // the client hung up
+	}
+}
+
+// stopWatch ends the client watch before the connection is used again.
+func (c *ingressConn) stopWatch() {
+	c.watchTimer.Stop()
+	c.watchMu.Lock()
+	c.stopping = true
+	watching, done := c.watching, c.watchDone
+	c.watchMu.Unlock()
+	if !watching {
+		return
+	}
+	_ = c.c.SetReadDeadline(aLongTimeAgo)
+	<-done
+	c.deadline = aLongTimeAgo // the next wait sets a real one
+}
+
+// ingressBody is a request body on the fast loop: it sends 100 Continue
+// when asked to, tells the client watch when it is read, and its Close does
+// not read the rest (net/http's server does the same).
+type ingressBody struct {
+	rc           io.ReadCloser
+	c            *ingressConn
+	w            *ingressResponse
+	sendContinue bool
+	sawEOF       bool
+	closed       bool
+	closedEarly  bool
+}
+
+func (b *ingressBody) Read(p []byte) (int, error) {
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
+	if b.sendContinue {
+		b.sendContinue = false
+		if !b.w.headerSent {
+			_, _ = b.c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+			_ = b.c.bw.Flush()
+		}
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF && !b.sawEOF {
+		b.sawEOF = true
+		b.c.noteBodyDone()
+	}
+	return n, err
+}
+
+func (b *ingressBody) Close() error {
+	if !b.closed && !b.sawEOF {
+		b.closedEarly = true
+	}
+	b.closed = true
+	return nil
+}
+
+// bufferBeforeChunking is how much of an answer without Content-Length is
+// held back to learn its length, as net/http does.
+const bufferBeforeChunking = 2048
+
+// ingressResponse is the http.ResponseWriter of the fast loop. The status
+// line and headers go out with the first body bytes in one write.
+type ingressResponse struct {
+	c             *ingressConn
+	req           *http.Request
+	header        http.Header
+	status        int   // 0 until WriteHeader
+	headerSent    bool  // status line and headers are in c.bw
+	contentLength int64 // declared by the handler, or -1
+	written       int64
+	chunked       bool
+	held          []byte // body held before the header is sent
+	close         bool   // close the connection after this answer
+	failedWrite   bool
+}
+
+var (
+	_ http.ResponseWriter = (*ingressResponse)(nil)
+	_ http.Flusher        = (*ingressResponse)(nil)
+)
+
+func (w *ingressResponse) Header() http.Header { return w.header }
+
+func (w *ingressResponse) WriteHeader(code int) {
+	if w.status != 0 {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		// Informational answers go out at once; the final one follows.
+		fmt.Fprintf(w.c.bw, "HTTP/1.1 %d %s\r\n", code, http.StatusText(code))
+		_ = w.header.Write(w.c.bw)
+		_, _ = w.c.bw.WriteString("\r\n")
+		_ = w.c.bw.Flush()
+		return
+	}
+	w.status = code
+	if cl := w.header.Get("Content-Length"); cl != "" {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
+			w.contentLength = n
+		} else {
+			w.header.Del("Content-Length")
+		}
+	}
+}
+
+// bodyAllowed reports whether the answer may carry a body.
+func (w *ingressResponse) bodyAllowed() bool {
+	if w.req.Method == http.MethodHead {
+		return false
+	}
+	s := w.status
+	return !(s >= 100 && s < 200 || s == http.StatusNoContent || s == http.StatusNotModified)
+}
+
+func (w *ingressResponse) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.bodyAllowed() {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.contentLength >= 0 && w.written+int64(len(p)) > w.contentLength {
+		return 0, http.ErrContentLength
+	}
+	w.written += int64(len(p))
+	if !w.headerSent {
+		if w.contentLength < 0 && len(w.held)+len(p) <= bufferBeforeChunking {
+			w.held = append(w.held, p...)
+			return len(p), nil
+		}
+		w.sendHeader(false)
+	}
+	return len(p), w.writeBody(p)
+}
+
+func (w *ingressResponse) writeBody(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	bw := w.c.bw
+	var err error
+	if w.chunked {
+		_, _ = bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
+		_, _ = bw.WriteString("\r\n")
+		_, _ = bw.Write(p)
+		_, err = bw.WriteString("\r\n")
+	} else {
+		_, err = bw.Write(p)
+	}
+	if err != nil {
+		w.failedWrite = true
+	}
+	return err
+}
+
+// Flush sends what is written so far, headers included.
+func (w *ingressResponse) Flush() {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.headerSent {
+		w.sendHeader(false)
+	}
+	if err := w.c.bw.Flush(); err != nil {
+		w.failedWrite = true
+	}
+}
+
+// sendHeader writes the status line and headers, then any held body.
+// final says the handler has returned, so a held body is the whole body.
+func (w *ingressResponse) sendHeader(final bool) {
+	w.headerSent = true
+	h := w.header
+	if w.bodyAllowed() {
+		if _, ok := h["Content-Type"]; !ok && len(w.held) > 0 {
+			h.Set("Content-Type", http.DetectContentType(w.held))
+		}
+		switch {
+		case w.contentLength >= 0:
+		case final:
+			w.contentLength = int64(len(w.held))
+			h.Set("Content-Length", strconv.Itoa(len(w.held)))
+		case w.req.ProtoAtLeast(1, 1):
+			w.chunked = true
+			h.Set("Transfer-Encoding", "chunked")
+		default:
+			w.close = true // an HTTP/1.0 body of unknown length ends with the connection
+		}
+	} else if w.status == http.StatusNoContent || w.status == http.StatusNotModified {
+		h.Del("Content-Length")
+		h.Del("Transfer-Encoding")
+	}
+	if strings.EqualFold(h.Get("Connection"), "close") {
+		w.close = true
+	}
+	if w.close {
+		h.Set("Connection", "close")
+	} else if !w.req.ProtoAtLeast(1, 1) {
+		h.Del("Connection")
+	}
+	if _, ok := h["Date"]; !ok {
+		h.Set("Date", httpDate())
+	}
+	bw := w.c.bw
+	_, _ = bw.WriteString("HTTP/1.1 ")
+	_, _ = bw.WriteString(strconv.Itoa(w.status))
+	_ = bw.WriteByte(' ')
+	_, _ = bw.WriteString(http.StatusText(w.status))
+	_, _ = bw.WriteString("\r\n")
+	_ = h.Write(bw) // drops invalid names, turns newlines in values into spaces
+	_, _ = bw.WriteString("\r\n")
+	held := w.held
+	w.held = nil
+	_ = w.writeBody(held)
+}
+
+// finish completes the answer after the handler returned.
+func (w *ingressResponse) finish() {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.headerSent {
+		w.sendHeader(true)
+	}
+	if w.chunked {
+		if _, err := w.c.bw.WriteString("0\r\n\r\n"); err != nil {
+			w.failedWrite = true
+		}
+	}
+	if w.bodyAllowed() && w.contentLength >= 0 && w.written < w.contentLength {
+		w.close = true // the client waits for bytes that will not come
+	}
+}
+
+// httpDate is the Date header's value, formatted once a second.
+func httpDate() string {
+	now := time.Now().Unix()
+	if d := dateCache.Load(); d != nil && d.sec == now {
+		return d.text
+	}
+	d := &cachedDate{sec: now, text: time.Unix(now, 0).UTC().Format(http.TimeFormat)}
+	dateCache.Store(d)
+	return d.text
+}
+
+type cachedDate struct {
+	sec  int64
+	text string
+}
+
+var dateCache atomic.Pointer[cachedDate]
+
+// prefixConn is a connection handed to net/http: its reads start with the
+// bytes the fast loop had buffered.
+type prefixConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// handoffListener is the standard server's listener: it accepts the
+// connections the fast loop hands over.
+type handoffListener struct {
+	addr   net.Addr
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (l *handoffListener) give(c net.Conn) bool {
+	select {
+	case l.conns <- c:
+		return true
+	case <-l.closed:
+		return false
+	}
+}
+
+func (l *handoffListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *handoffListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *handoffListener) Addr() net.Addr { return l.addr }
