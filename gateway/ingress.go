@@ -823,7 +823,7 @@ func (w *ingressResponse) sendHeader(final bool) {
 		h.Del("Content-Length")
 		h.Del("Transfer-Encoding")
 	}
-	if strings.EqualFold(h.Get("Connection"), "close") {
+	if strings.EqualFold(h.Get("Connection"), "close") || w.c.srv.closing.Load() {
 		w.close = true
 	}
 	if w.close {
