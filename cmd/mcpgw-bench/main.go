@@ -39,12 +39,7 @@ type config struct {
 }
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "naive-proxy" {
-		runNaiveProxy(os.Args[2:])
-		return
-	}
-	if len(os.Args) > 1 && os.Args[1] == "tcp-proxy" {
-		runTCPProxy(os.Args[2:])
+	if runProxyMode(os.Args) {
 		return
 	}
 	var c config
@@ -86,6 +81,24 @@ func main() {
 		fmt.Fprintln(os.Stderr, "mcpgw-bench: some runs had errors (see the table)")
 		os.Exit(1)
 	}
+}
+
+// runProxyMode runs the binary as one of the reference relays when its
+// arguments ask for one (the harness re-executes itself for them), and
+// reports whether it did.
+func runProxyMode(args []string) bool {
+	if len(args) < 2 {
+		return false
+	}
+	switch args[1] {
+	case "naive-proxy":
+		runNaiveProxy(args[2:])
+	case "tcp-proxy":
+		runTCPProxy(args[2:])
+	default:
+		return false
+	}
+	return true
 }
 
 // runNaiveProxy is the reference relay: httputil.ReverseProxy with default

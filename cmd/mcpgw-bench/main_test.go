@@ -9,11 +9,10 @@ import (
 	"time"
 )
 
-// TestMain lets the test binary act as the reference proxy, as the bench
+// TestMain lets the test binary act as the reference proxies, as the bench
 // binary does, since the harness re-executes itself for it.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "naive-proxy" {
-		runNaiveProxy(os.Args[2:])
+	if runProxyMode(os.Args) {
 		return
 	}
 	os.Exit(m.Run())
