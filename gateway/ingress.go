@@ -497,12 +497,16 @@ func countHostLines(b []byte, end int) int {
 		return 0
 	}
 	n := 0
-	for _, line := range bytes.Split(b[:end], []byte("\n"))[1:] {
-		if len(line) >= 5 && bytes.EqualFold(line[:5], []byte("host:")) {
+	for b = b[:end]; ; {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return n
+		}
+		b = b[i+1:]
+		if len(b) >= 5 && b[4] == ':' && (b[0]|0x20) == 'h' && (b[1]|0x20) == 'o' && (b[2]|0x20) == 's' && (b[3]|0x20) == 't' {
 			n++
 		}
 	}
-	return n
 }
 
 // checkRequest applies net/http's server-side checks to a parsed request

@@ -466,3 +466,25 @@ func TestIngressShutdown(t *testing.T) {
 		t.Fatal("still accepting after Shutdown")
 	}
 }
+
+func TestHeaderEndAndHostLines(t *testing.T) {
+	for _, tc := range []struct {
+		head       string
+		end, hosts int
+	}{
+		{"GET / HTTP/1.1\r\nHost: a\r\n\r\nbody", 27, 1},
+		{"GET / HTTP/1.1\nHost: a\n\n", 24, 1},
+		{"GET / HTTP/1.1\r\nHost: a\r\n", -1, 0},
+		{"GET / HTTP/1.1\r\nhOsT: a\r\nX-Host: b\r\nHOST:c\r\n\r\n", 46, 2},
+		{"GET / HTTP/1.1\r\nHostile: a\r\n\r\n", 30, 0},
+		{"GET / HTTP/1.1\r\n\r\nHost: after the head\r\n\r\n", 18, 0},
+	} {
+		end := headerEnd([]byte(tc.head))
+		if end != tc.end {
+			t.Errorf("headerEnd(%q) = %d, want %d", tc.head, end, tc.end)
+		}
+		if n := countHostLines([]byte(tc.head), end); n != tc.hosts {
+			t.Errorf("countHostLines(%q) = %d, want %d", tc.head, n, tc.hosts)
+		}
+	}
+}
