@@ -178,17 +178,19 @@ func (e *env) latency(ctx context.Context, r *results) error {
 // throughput: n clients call as fast as they can for a fixed time; each side
 // runs twice in mirrored order (A B C C B A) to cancel drift.
 func (e *env) throughput(ctx context.Context, r *results) error {
-	sides := []side{e.direct, e.viaGW, e.viaNaive}
+	sides := []side{e.direct, e.viaGW, e.viaNaive, e.viaTCP}
+	procs := []*proc{nil, e.gw, e.naive, e.tcp}
 	for _, n := range e.cfg.clients {
 		calls := make([]int64, len(sides))
 		errs := make([]int64, len(sides))
 		// CPU of the relaying process while it relays, user and kernel:
-		// mcpgw's and the ReverseProxy's, to read the target against.
-		var cpuUser, cpuSys [3]time.Duration
-		order := []int{0, 1, 2, 2, 1, 0}
+		// mcpgw's, the ReverseProxy's and the TCP copy's, to read the
+		// target against.
+		var cpuUser, cpuSys [4]time.Duration
+		order := []int{0, 1, 2, 3, 3, 2, 1, 0}
 		for _, i := range order {
 			newBefore := e.newConns.Load()
-			relayProc := map[int]*proc{1: e.gw, 2: e.naive}[i]
+			relayProc := procs[i]
 			var userBefore, sysBefore time.Duration
 			if relayProc != nil {
 				userBefore, sysBefore = relayProc.cpuSplit()
@@ -215,6 +217,7 @@ func (e *env) throughput(ctx context.Context, r *results) error {
 		sec := fmt.Sprintf("relay throughput (%d clients)", n)
 		r.compare(sec, "mcpgw", "calls/s", float64(calls[1])/secs, "direct", float64(calls[0])/secs, int(errs[1]))
 		r.compare(sec, "reverseproxy", "calls/s", float64(calls[2])/secs, "direct", float64(calls[0])/secs, int(errs[2]))
+		r.compare(sec, "tcp copy", "calls/s", float64(calls[3])/secs, "direct", float64(calls[0])/secs, int(errs[3]))
 		if errs[0] > 0 {
 			r.add(figure{Section: sec, Name: "direct errors", Unit: "errors", Errors: int(errs[0])})
 		}
@@ -224,6 +227,11 @@ func (e *env) throughput(ctx context.Context, r *results) error {
 			r.value(sec, "mcpgw CPU per relayed call, kernel part", "µs", us(cpuSys[1])/float64(calls[1]),
 				"system time of the gateway process / calls: the sockets' share, which any relay pays")
 			r.value(sec, "reverseproxy CPU per relayed call, kernel part", "µs", us(cpuSys[2])/float64(calls[2]), "")
+		}
+		if calls[1] > 0 && calls[3] > 0 {
+			per := func(i int) float64 { return us(cpuUser[i]+cpuSys[i]) / float64(calls[i]) }
+			r.compare(sec, "mcpgw CPU per relayed call vs tcp copy", "µs", per(1), "tcp copy", per(3), 0)
+			r.value(sec, "tcp copy CPU per relayed call, kernel part", "µs", us(cpuSys[3])/float64(calls[3]), "")
 		}
 	}
 	return nil
