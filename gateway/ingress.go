@@ -177,7 +177,7 @@ func (s *Ingress) newConn(c net.Conn) *ingressConn {
 	ic.r.c, ic.r.limit = c, -1
 	ic.br = bufio.NewReaderSize(&ic.r, 4096)
 	ic.bw = bufio.NewWriterSize(c, 4096)
-	ic.ctx = context.WithValue(context.WithValue(context.Background(), http.ServerContextKey, s.std), http.LocalAddrContextKey, c.LocalAddr())
+	ic.ctx = context.WithValue(context.WithValue(context.Background(), http.ServerContextKey, s.std), http.LocalAddrContextKey, namedAddr{c.LocalAddr(), c.LocalAddr().String()})
 	s.conns[ic] = struct{}{}
 	return ic
 }
@@ -229,6 +229,7 @@ type ingressConn struct {
 	ctx      context.Context // carries the listener's address for the handler
 	state    atomic.Int32
 	deadline time.Time // the read deadline last set on c
+	scratch  [20]byte  // for formatting numbers without allocating
 	served   int
 
 	// The client watch: once a request has taken a while and its body is
@@ -777,7 +778,7 @@ func (w *ingressResponse) writeBody(p []byte) error {
 	bw := w.c.bw
 	var err error
 	if w.chunked {
-		_, _ = bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
+		_, _ = bw.Write(strconv.AppendInt(w.c.scratch[:0], int64(len(p)), 16))
 		_, _ = bw.WriteString("\r\n")
 		_, _ = bw.Write(p)
 		_, err = bw.WriteString("\r\n")
@@ -840,7 +841,7 @@ func (w *ingressResponse) sendHeader(final bool) {
 	}
 	bw := w.c.bw
 	_, _ = bw.WriteString("HTTP/1.1 ")
-	_, _ = bw.WriteString(strconv.Itoa(w.status))
+	_, _ = bw.Write(strconv.AppendInt(w.c.scratch[:0], int64(w.status), 10))
 	_ = bw.WriteByte(' ')
 	_, _ = bw.WriteString(http.StatusText(w.status))
 	_, _ = bw.WriteString("\r\n")
@@ -886,6 +887,15 @@ type cachedDate struct {
 }
 
 var dateCache atomic.Pointer[cachedDate]
+
+// namedAddr is the listener's address with its text computed once: the
+// gateway reads it on every request (DNS-rebinding check).
+type namedAddr struct {
+	net.Addr
+	s string
+}
+
+func (a namedAddr) String() string { return a.s }
 
 // prefixConn is a connection handed to net/http: its reads start with the
 // bytes the fast loop had buffered.

@@ -36,6 +36,7 @@ func (h *ingressHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.Header().Set("X-Host", r.Host)
+		w.Header().Set("X-Method", r.Method)
 		_, _ = w.Write(b)
 	case "/small":
 		_, _ = io.WriteString(w, "hello")
@@ -71,6 +72,9 @@ func (h *ingressHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.gone <- r.URL.Path
 		case <-time.After(5 * time.Second):
 		}
+	case "/slow":
+		time.Sleep(150 * time.Millisecond) // past the ingress's watch delay
+		_, _ = io.WriteString(w, "slow")
 	case "/localaddr":
 		la, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 		if la == nil {
@@ -329,6 +333,17 @@ func TestIngressConformance(t *testing.T) {
 				}
 				_, _ = br.ReadString('\n')
 				h.stepped <- struct{}{} // the next event is written only now
+			}
+		}},
+		{"a request sent while the previous one is still running", func(t *testing.T, rc *rawConn) {
+			// The second request arrives while the ingress watches the
+			// connection for a hang-up: the byte it reads must not be lost.
+			rc.send("GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+			time.Sleep(80 * time.Millisecond)
+			rc.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nnext")
+			expect("GET", 200, "slow")(t, rc)
+			if resp := expect("POST", 200, "next")(t, rc); resp.Header.Get("X-Method") != "POST" {
+				t.Fatalf("second request read as %q", resp.Header.Get("X-Method"))
 			}
 		}},
 		{"a handler's panic closes only its connection", func(t *testing.T, rc *rawConn) {
