@@ -64,6 +64,18 @@ func (r *results) failed() bool {
 	return false
 }
 
+// gatewayFailed reports errors of the gateway or of the direct calls,
+// leaving out those of the reference relays (figures named after them),
+// which are not the code under test.
+func (r *results) gatewayFailed() bool {
+	for _, f := range r.Figures {
+		if f.Errors > 0 && !strings.HasPrefix(f.Name, "reverseproxy") && !strings.HasPrefix(f.Name, "tcp copy") {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *results) print(w io.Writer) {
 	fmt.Fprintf(w, "mcpgw-bench on %d cores, %s, %s (%s)\n", r.Machine.Cores, r.Machine.CPU, r.Machine.Go, r.When)
 	if r.Smoke {
