@@ -705,6 +705,7 @@ type ingressResponse struct {
 	written       int64
 	chunked       bool
 	held          []byte // body held before the header is sent
+	pending       []byte // body gathered for the next chunk
 	close         bool   // close the connection after this answer
 	failedWrite   bool
 }
@@ -775,20 +776,54 @@ func (w *ingressResponse) writeBody(p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
-	bw := w.c.bw
-	var err error
 	if w.chunked {
-		_, _ = bw.Write(strconv.AppendInt(w.c.scratch[:0], int64(len(p)), 16))
-		_, _ = bw.WriteString("\r\n")
-		_, _ = bw.Write(p)
-		_, err = bw.WriteString("\r\n")
-	} else {
-		_, err = bw.Write(p)
+		// Small writes gather into one chunk, as net/http's do, so that
+		// an answer written piece by piece is not mostly chunk framing.
+		if len(w.pending)+len(p) <= chunkSize {
+			w.pending = append(w.pending, p...)
+			return nil
+		}
+		if err := w.writeChunk(w.pending); err != nil {
+			return err
+		}
+		w.pending = w.pending[:0]
+		if len(p) < chunkSize {
+			w.pending = append(w.pending, p...)
+			return nil
+		}
+		return w.writeChunk(p)
 	}
-	if err != nil {
+	if _, err := w.c.bw.Write(p); err != nil {
 		w.failedWrite = true
+		return err
 	}
-	return err
+	return nil
+}
+
+// chunkSize is the most body bytes gathered into one chunk.
+const chunkSize = 4096
+
+func (w *ingressResponse) writeChunk(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	bw := w.c.bw
+	_, _ = bw.Write(strconv.AppendInt(w.c.scratch[:0], int64(len(p)), 16))
+	_, _ = bw.WriteString("\r\n")
+	_, _ = bw.Write(p)
+	if _, err := bw.WriteString("\r\n"); err != nil {
+		w.failedWrite = true
+		return err
+	}
+	return nil
+}
+
+// flushChunk sends the gathered bytes as a chunk.
+func (w *ingressResponse) flushChunk() {
+	if len(w.pending) > 0 {
+		_ = w.writeChunk(w.pending)
+		w.pending = w.pending[:0]
+	}
 }
 
 // Flush sends what is written so far, headers included.
@@ -799,6 +834,7 @@ func (w *ingressResponse) Flush() {
 	if !w.headerSent {
 		w.sendHeader(false)
 	}
+	w.flushChunk()
 	if err := w.c.bw.Flush(); err != nil {
 		w.failedWrite = true
 	}
@@ -861,6 +897,7 @@ func (w *ingressResponse) finish() {
 		w.sendHeader(true)
 	}
 	if w.chunked {
+		w.flushChunk()
 		if _, err := w.c.bw.WriteString("0\r\n\r\n"); err != nil {
 			w.failedWrite = true
 		}

@@ -42,6 +42,12 @@ func (h *ingressHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "hello")
 	case "/big":
 		_, _ = io.WriteString(w, strings.Repeat("x", 10000))
+	case "/pieces":
+		for i := 0; i < 500; i++ {
+			_, _ = io.WriteString(w, "0123456789")
+		}
+		_, _ = io.WriteString(w, strings.Repeat("y", 5000))
+		_, _ = io.WriteString(w, "end")
 	case "/declared":
 		w.Header().Set("Content-Length", "5")
 		_, _ = io.WriteString(w, "hello")
@@ -211,6 +217,10 @@ func TestIngressConformance(t *testing.T) {
 			if len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" {
 				t.Fatalf("transfer encoding %v", resp.TransferEncoding)
 			}
+		}},
+		{"an answer written in pieces arrives whole", func(t *testing.T, rc *rawConn) {
+			rc.send("GET /pieces HTTP/1.1\r\nHost: a\r\n\r\n")
+			expect("GET", 200, strings.Repeat("0123456789", 500)+strings.Repeat("y", 5000)+"end")(t, rc)
 		}},
 		{"HTTP/1.0 gets no chunks and a closed connection", func(t *testing.T, rc *rawConn) {
 			rc.send("GET /big HTTP/1.0\r\n\r\n")
