@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -305,7 +306,8 @@ func (c *ingressConn) setReadDeadline(t time.Time) {
 func (c *ingressConn) serve() {
 	defer func() {
 		if v := recover(); v != nil && v != http.ErrAbortHandler {
-			c.srv.opts.Log.Error().Str("remote", c.remote).Interface("panic", v).Msg("ingress: panic serving a request")
+			c.srv.opts.Log.Error().Str("remote", c.remote).Interface("panic", v).Str("stack", string(debug.Stack())).
+				Msg("ingress: panic serving a request")
 		}
 		c.close()
 	}()
@@ -756,6 +758,10 @@ func (w *ingressResponse) Write(p []byte) (int, error) {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.bodyAllowed() {
+		if w.req.Method == http.MethodHead && w.status != http.StatusNoContent && w.status != http.StatusNotModified {
+			w.written += int64(len(p)) // counted for Content-Length, not sent
+			return len(p), nil
+		}
 		return 0, http.ErrBodyNotAllowed
 	}
 	if w.contentLength >= 0 && w.written+int64(len(p)) > w.contentLength {
@@ -860,6 +866,8 @@ func (w *ingressResponse) sendHeader(final bool) {
 		default:
 			w.close = true // an HTTP/1.0 body of unknown length ends with the connection
 		}
+	} else if w.req.Method == http.MethodHead && final && w.contentLength < 0 && w.written > 0 {
+		h.Set("Content-Length", strconv.FormatInt(w.written, 10)) // what a GET would carry
 	} else if w.status == http.StatusNoContent || w.status == http.StatusNotModified {
 		h.Del("Content-Length")
 		h.Del("Transfer-Encoding")

@@ -252,7 +252,9 @@ func TestIngressConformance(t *testing.T) {
 		}},
 		{"HEAD has no body", func(t *testing.T, rc *rawConn) {
 			rc.send("HEAD /small HTTP/1.1\r\nHost: a\r\n\r\nGET /small HTTP/1.1\r\nHost: a\r\n\r\n")
-			expect("HEAD", 200, "")(t, rc)
+			if resp := expect("HEAD", 200, "")(t, rc); resp.ContentLength != 5 {
+				t.Fatalf("HEAD Content-Length %d, want 5 (what the GET carries)", resp.ContentLength)
+			}
 			expect("GET", 200, "hello")(t, rc)
 		}},
 		{"Connection: close is honoured", func(t *testing.T, rc *rawConn) {
