@@ -101,10 +101,9 @@ func runProxyMode(args []string) bool {
 	return true
 }
 
-// runNaiveProxy is the reference relay: httputil.ReverseProxy with default
-// settings (flushing event streams), one upstream, no policy, no sessions.
-func runNaiveProxy(args []string) {
-	fs := flag.NewFlagSet("naive-proxy", flag.ExitOnError)
+// proxyFlags reads a reference relay's --listen and --target.
+func proxyFlags(mode string, args []string) (string, *url.URL) {
+	fs := flag.NewFlagSet(mode, flag.ExitOnError)
 	listen := fs.String("listen", "127.0.0.1:0", "address")
 	target := fs.String("target", "", "upstream base URL")
 	_ = fs.Parse(args)
@@ -113,10 +112,17 @@ func runNaiveProxy(args []string) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	return *listen, u
+}
+
+// runNaiveProxy is the reference relay: httputil.ReverseProxy with default
+// settings (flushing event streams), one upstream, no policy, no sessions.
+func runNaiveProxy(args []string) {
+	listen, u := proxyFlags("naive-proxy", args)
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.FlushInterval = -1
-	srv := &http.Server{Addr: *listen, Handler: rp}
-	fmt.Fprintln(os.Stderr, "naive proxy on", *listen)
+	srv := &http.Server{Addr: listen, Handler: rp}
+	fmt.Fprintln(os.Stderr, "naive proxy on", listen)
 	if err := srv.ListenAndServe(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -128,16 +134,8 @@ func runNaiveProxy(args []string) {
 // the upstream (splice(2) on Linux). What it adds to a call is what the
 // second loopback hop and one more process costs on this machine.
 func runTCPProxy(args []string) {
-	fs := flag.NewFlagSet("tcp-proxy", flag.ExitOnError)
-	listen := fs.String("listen", "127.0.0.1:0", "address")
-	target := fs.String("target", "", "upstream base URL")
-	_ = fs.Parse(args)
-	u, err := url.Parse(*target)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	ln, err := net.Listen("tcp", *listen)
+	listen, u := proxyFlags("tcp-proxy", args)
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
