@@ -26,9 +26,9 @@ vet:
 test: test-deps vet
 	$(GO) test -race -timeout 14m ./...
 
-# Measures the relay, the one-URL path, streaming, sessions, registry scale and
-# the health sweep against a fresh bin/mcpgw (see BENCHMARKS.md); writes
-# bench/results.json. Takes several minutes.
+# Measures the relay, the one-URL path, streaming, sessions, registry scale,
+# the finder and the health sweep against a fresh bin/mcpgw (see
+# BENCHMARKS.md); writes bench/results.json. Takes several minutes.
 bench: build
 	$(GO) build -o bin/mcpgw-bench ./cmd/mcpgw-bench
 	./bin/mcpgw-bench -gateway $(BIN) -out bench/results.json

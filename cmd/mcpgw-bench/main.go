@@ -36,6 +36,8 @@ type config struct {
 	toolsPer    int
 	streamCount int
 	sections    string
+	catalog     string
+	queries     string
 }
 
 func main() {
@@ -54,7 +56,9 @@ func main() {
 	flag.IntVar(&c.servers, "servers", 10000, "servers registered for the registry-scale figures")
 	flag.IntVar(&c.toolsPer, "tools-per-server", 10, "tools per registered server for the registry-scale figures")
 	flag.IntVar(&c.streamCount, "stream-samples", 200, "progress notifications timed per side")
-	flag.StringVar(&c.sections, "sections", "latency,throughput,invoke,streaming,sessions,registry,health", "comma-separated sections to run")
+	flag.StringVar(&c.sections, "sections", "latency,throughput,invoke,streaming,sessions,registry,finder,health", "comma-separated sections to run")
+	flag.StringVar(&c.catalog, "catalog", "testdata/catalog", "registration files of the finder section")
+	flag.StringVar(&c.queries, "queries", "testdata/finder/queries.json", "labeled queries of the finder section")
 	flag.Parse()
 	for _, s := range strings.Split(clients, ",") {
 		var n int

@@ -36,7 +36,8 @@ func TestSmoke(t *testing.T) {
 	defer cancel()
 	cfg := config{gateway: bin, smoke: true, calls: 20, duration: 200 * time.Millisecond, clients: []int{2},
 		sessions: 20, servers: 10, toolsPer: 2, streamCount: 5,
-		sections: "latency,throughput,invoke,streaming,sessions,registry,health"}
+		sections: "latency,throughput,invoke,streaming,sessions,registry,finder,health",
+		catalog:  "../../testdata/catalog", queries: "../../testdata/finder/queries.json"}
 	r, err := run(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +58,7 @@ func TestSmoke(t *testing.T) {
 		sections[f.Section] = true
 	}
 	for _, want := range []string{"relay latency (session 2025-11-25)", "relay latency (stateless 2026-07-28)", "relay throughput (2 clients)",
-		"one-URL invoke_tool", "streaming (progress notification delivery)", "sessions", "registry scale", "health sweep"} {
+		"one-URL invoke_tool", "streaming (progress notification delivery)", "sessions", "registry scale", "finder", "health sweep"} {
 		if !sections[want] {
 			t.Errorf("no figures for section %q", want)
 		}

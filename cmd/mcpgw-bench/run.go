@@ -88,6 +88,7 @@ func run(ctx context.Context, cfg config) (*results, error) {
 		"streaming":  e.streaming,
 		"sessions":   e.sessions,
 		"registry":   func(ctx context.Context, r *results) error { return e.registry(ctx, r, filepath.Join(dir, "scale")) },
+		"finder":     e.finder,
 		"health":     e.healthSweep,
 	}
 	for _, name := range strings.Split(cfg.sections, ",") {

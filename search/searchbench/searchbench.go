@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/mcpgw/mcpgw/registry"
 	"github.com/mcpgw/mcpgw/search"
@@ -250,4 +251,22 @@ func syntheticWords(rng *rand.Rand, n int) []string {
 		}
 	}
 	return out
+}
+
+// QueryLatencies runs every query of qs rounds times against idx, asking
+// for the top 5 as the gateway's default does, and returns the wall time of
+// each run, sorted.
+func QueryLatencies(ctx context.Context, idx Searcher, qs []LabeledQuery, rounds int) ([]time.Duration, error) {
+	lat := make([]time.Duration, 0, rounds*len(qs))
+	for r := 0; r < rounds; r++ {
+		for _, q := range qs {
+			t0 := time.Now()
+			if _, err := idx.Search(ctx, search.Query{Text: q.Query, Tags: q.Tags, Top: 5}); err != nil {
+				return nil, err
+			}
+			lat = append(lat, time.Since(t0))
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return lat, nil
 }
