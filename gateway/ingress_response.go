@@ -1,0 +1,252 @@
+package gateway
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// bufferBeforeChunking is how much of an answer without Content-Length is
+// held back to learn its length, as net/http does.
+const bufferBeforeChunking = 2048
+
+// ingressResponse is the http.ResponseWriter of the fast loop. The status
+// line and headers go out with the first body bytes in one write.
+type ingressResponse struct {
+	c             *ingressConn
+	req           *http.Request
+	header        http.Header
+	status        int   // 0 until WriteHeader
+	headerSent    bool  // status line and headers are in c.bw
+	contentLength int64 // declared by the handler, or -1
+	written       int64
+	chunked       bool
+	held          []byte // body held before the header is sent
+	pending       []byte // body gathered for the next chunk
+	close         bool   // close the connection after this answer
+	failedWrite   bool
+}
+
+var (
+	_ http.ResponseWriter = (*ingressResponse)(nil)
+	_ http.Flusher        = (*ingressResponse)(nil)
+)
+
+func (w *ingressResponse) Header() http.Header { return w.header }
+
+func (w *ingressResponse) WriteHeader(code int) {
+	if w.status != 0 {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		// Informational answers go out at once; the final one follows.
+		fmt.Fprintf(w.c.bw, "HTTP/1.1 %d %s\r\n", code, http.StatusText(code))
+		_ = w.header.Write(w.c.bw)
+		_, _ = w.c.bw.WriteString("\r\n")
+		_ = w.c.bw.Flush()
+		return
+	}
+	w.status = code
+	if cl := w.header.Get("Content-Length"); cl != "" {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
+			w.contentLength = n
+		} else {
+			w.header.Del("Content-Length")
+		}
+	}
+}
+
+// bodyAllowed reports whether the answer may carry a body.
+func (w *ingressResponse) bodyAllowed() bool {
+	if w.req.Method == http.MethodHead {
+		return false
+	}
+	s := w.status
+	return !(s >= 100 && s < 200 || s == http.StatusNoContent || s == http.StatusNotModified)
+}
+
+func (w *ingressResponse) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.bodyAllowed() {
+		if w.req.Method == http.MethodHead && w.status != http.StatusNoContent && w.status != http.StatusNotModified {
+			w.written += int64(len(p)) // counted for Content-Length, not sent
+			return len(p), nil
+		}
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.contentLength >= 0 && w.written+int64(len(p)) > w.contentLength {
+		return 0, http.ErrContentLength
+	}
+	w.written += int64(len(p))
+	if !w.headerSent {
+		if w.contentLength < 0 && len(w.held)+len(p) <= bufferBeforeChunking {
+			w.held = append(w.held, p...)
+			return len(p), nil
+		}
+		w.sendHeader(false)
+	}
+	return len(p), w.writeBody(p)
+}
+
+func (w *ingressResponse) writeBody(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	if w.chunked {
+		// Small writes gather into one chunk, as net/http's do, so that
+		// an answer written piece by piece is not mostly chunk framing.
+		if len(w.pending)+len(p) <= chunkSize {
+			w.pending = append(w.pending, p...)
+			return nil
+		}
+		if err := w.writeChunk(w.pending); err != nil {
+			return err
+		}
+		w.pending = w.pending[:0]
+		if len(p) < chunkSize {
+			w.pending = append(w.pending, p...)
+			return nil
+		}
+		return w.writeChunk(p)
+	}
+	if _, err := w.c.bw.Write(p); err != nil {
+		w.failedWrite = true
+		return err
+	}
+	return nil
+}
+
+// chunkSize is the most body bytes gathered into one chunk.
+const chunkSize = 4096
+
+func (w *ingressResponse) writeChunk(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	bw := w.c.bw
+	_, _ = bw.Write(strconv.AppendInt(w.c.scratch[:0], int64(len(p)), 16))
+	_, _ = bw.WriteString("\r\n")
+	_, _ = bw.Write(p)
+	if _, err := bw.WriteString("\r\n"); err != nil {
+		w.failedWrite = true
+		return err
+	}
+	return nil
+}
+
+// flushChunk sends the gathered bytes as a chunk.
+func (w *ingressResponse) flushChunk() {
+	if len(w.pending) > 0 {
+		_ = w.writeChunk(w.pending)
+		w.pending = w.pending[:0]
+	}
+}
+
+// Flush sends what is written so far, headers included.
+func (w *ingressResponse) Flush() {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.headerSent {
+		w.sendHeader(false)
+	}
+	w.flushChunk()
+	if err := w.c.bw.Flush(); err != nil {
+		w.failedWrite = true
+	}
+}
+
+// sendHeader writes the status line and headers, then any held body.
+// final says the handler has returned, so a held body is the whole body.
+func (w *ingressResponse) sendHeader(final bool) {
+	w.headerSent = true
+	h := w.header
+	if w.bodyAllowed() {
+		if _, ok := h["Content-Type"]; !ok && len(w.held) > 0 {
+			h.Set("Content-Type", http.DetectContentType(w.held))
+		}
+		switch {
+		case w.contentLength >= 0:
+		case final:
+			w.contentLength = int64(len(w.held))
+			h.Set("Content-Length", strconv.Itoa(len(w.held)))
+		case w.req.ProtoAtLeast(1, 1):
+			w.chunked = true
+			h.Set("Transfer-Encoding", "chunked")
+		default:
+			w.close = true // an HTTP/1.0 body of unknown length ends with the connection
+		}
+	} else if w.req.Method == http.MethodHead && final && w.contentLength < 0 && w.written > 0 {
+		h.Set("Content-Length", strconv.FormatInt(w.written, 10)) // what a GET would carry
+	} else if w.status == http.StatusNoContent || w.status == http.StatusNotModified {
+		h.Del("Content-Length")
+		h.Del("Transfer-Encoding")
+	}
+	if strings.EqualFold(h.Get("Connection"), "close") || w.c.srv.closing.Load() {
+		w.close = true
+	}
+	if w.close {
+		h.Set("Connection", "close")
+	} else if !w.req.ProtoAtLeast(1, 1) {
+		h.Del("Connection")
+	}
+	if _, ok := h["Date"]; !ok {
+		h.Set("Date", httpDate())
+	}
+	bw := w.c.bw
+	_, _ = bw.WriteString("HTTP/1.1 ")
+	_, _ = bw.Write(strconv.AppendInt(w.c.scratch[:0], int64(w.status), 10))
+	_ = bw.WriteByte(' ')
+	_, _ = bw.WriteString(http.StatusText(w.status))
+	_, _ = bw.WriteString("\r\n")
+	_ = h.Write(bw) // drops invalid names, turns newlines in values into spaces
+	_, _ = bw.WriteString("\r\n")
+	held := w.held
+	w.held = nil
+	_ = w.writeBody(held)
+}
+
+// finish completes the answer after the handler returned.
+func (w *ingressResponse) finish() {
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !w.headerSent {
+		w.sendHeader(true)
+	}
+	if w.chunked {
+		w.flushChunk()
+		if _, err := w.c.bw.WriteString("0\r\n\r\n"); err != nil {
+			w.failedWrite = true
+		}
+	}
+	if w.bodyAllowed() && w.contentLength >= 0 && w.written < w.contentLength {
+		w.close = true // the client waits for bytes that will not come
+	}
+}
+
+// httpDate is the Date header's value, formatted once a second.
+func httpDate() string {
+	now := time.Now().Unix()
+	if d := dateCache.Load(); d != nil && d.sec == now {
+		return d.text
+	}
+	d := &cachedDate{sec: now, text: time.Unix(now, 0).UTC().Format(http.TimeFormat)}
+	dateCache.Store(d)
+	return d.text
+}
+
+type cachedDate struct {
+	sec  int64
+	text string
+}
+
+var dateCache atomic.Pointer[cachedDate]
