@@ -348,6 +348,13 @@ func (c *ingressConn) serve() {
 // peekLine waits for the next request line without consuming it, so that
 // the connection can still be handed to net/http whole.
 func (c *ingressConn) peekLine() ([]byte, error) {
+	if c.served > 0 {
+		// As net/http does between requests: fewer than 4 bytes and then
+		// the end of the connection is no request, and gets no answer.
+		if _, err := c.br.Peek(4); err != nil {
+			return nil, err
+		}
+	}
 	for {
 		if b, _ := c.br.Peek(c.br.Buffered()); bytes.IndexByte(b, '\n') >= 0 {
 			return b[:bytes.IndexByte(b, '\n')+1], nil
@@ -358,6 +365,11 @@ func (c *ingressConn) peekLine() ([]byte, error) {
 			return b, nil
 		}
 		if _, err := c.br.Peek(c.br.Buffered() + 1); err != nil {
+			// A partial line and then the end: net/http answers it (400).
+			if errors.Is(err, io.EOF) && c.br.Buffered() > 0 {
+				b, _ := c.br.Peek(c.br.Buffered())
+				return b, nil
+			}
 			return nil, err
 		}
 	}
@@ -413,7 +425,7 @@ func (c *ingressConn) serveOne() bool {
 		switch {
 		case c.r.hitLimit:
 			c.fail(http.StatusRequestHeaderFieldsTooLarge, "request headers are too large")
-		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), isTimeout(err):
+		case commonReadError(err):
 			// The client went away or stalled: nobody to answer.
 		default:
 			c.fail(http.StatusBadRequest, "malformed HTTP request: "+err.Error())
@@ -429,7 +441,7 @@ func (c *ingressConn) serveOne() bool {
 		c.setReadDeadline(time.Now().Add(c.srv.opts.IdleTimeout))
 	}
 	w := &ingressResponse{c: c, req: req, header: make(http.Header, 8), contentLength: -1}
-	w.close = req.Close || !req.ProtoAtLeast(1, 1) || c.srv.closing.Load()
+	w.close = req.Close || c.srv.closing.Load() // HTTP/1.0 without keep-alive has req.Close set
 	body := &ingressBody{rc: req.Body, c: c, w: w}
 	if e := req.Header.Get("Expect"); e != "" {
 		if !strings.EqualFold(e, "100-continue") || !req.ProtoAtLeast(1, 1) {
@@ -583,6 +595,14 @@ func (c *ingressConn) fail(status int, msg string) {
 	fmt.Fprintf(c.bw, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
 		status, http.StatusText(status), len(body), body)
 	_ = c.bw.Flush()
+}
+
+// commonReadError reports the read errors net/http's server does not
+// answer: the end of the connection between requests, a timeout, a failed
+// read. A request cut off in the middle (io.ErrUnexpectedEOF) gets a 400.
+func commonReadError(err error) bool {
+	var oe *net.OpError
+	return err == io.EOF || isTimeout(err) || errors.As(err, &oe) && oe.Op == "read"
 }
 
 func isTimeout(err error) bool {

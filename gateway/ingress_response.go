@@ -196,7 +196,7 @@ func (w *ingressResponse) sendHeader(final bool) {
 	if w.close {
 		h.Set("Connection", "close")
 	} else if !w.req.ProtoAtLeast(1, 1) {
-		h.Del("Connection")
+		h.Set("Connection", "keep-alive") // an HTTP/1.0 client asked to keep it
 	}
 	if _, ok := h["Date"]; !ok {
 		h.Set("Date", httpDate())

@@ -97,7 +97,7 @@ func (h *ingressHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // ingressServers starts h on both servers the suite compares: net/http's
 // own, which defines the expected behaviour, and the ingress.
-func ingressServers(t *testing.T, h http.Handler, opts IngressOptions) map[string]string {
+func ingressServers(t testing.TB, h http.Handler, opts IngressOptions) map[string]string {
 	t.Helper()
 	std := func() *http.Server {
 		return &http.Server{Handler: h, ReadHeaderTimeout: opts.ReadHeaderTimeout, IdleTimeout: opts.IdleTimeout, ErrorLog: log.New(io.Discard, "", 0)}
