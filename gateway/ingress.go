@@ -441,14 +441,13 @@ func (c *ingressConn) serveOne() bool {
 		c.setReadDeadline(time.Now().Add(c.srv.opts.IdleTimeout))
 	}
 	w := &ingressResponse{c: c, req: req, header: make(http.Header, 8), contentLength: -1}
-	w.close = req.Close || c.srv.closing.Load() // HTTP/1.0 without keep-alive has req.Close set
+	w.close = wantsClose(req) || c.srv.closing.Load()
 	body := &ingressBody{rc: req.Body, c: c, w: w}
-	if e := req.Header.Get("Expect"); e != "" {
-		if !strings.EqualFold(e, "100-continue") || !req.ProtoAtLeast(1, 1) {
-			c.fail(http.StatusExpectationFailed, "unsupported Expect header")
-			return false
-		}
-		body.sendContinue = req.ContentLength != 0
+	if e := req.Header.Get("Expect"); hasToken(e, "100-continue") {
+		body.sendContinue = req.ProtoAtLeast(1, 1) && req.ContentLength != 0
+	} else if e != "" {
+		c.fail(http.StatusExpectationFailed, "unsupported Expect header")
+		return false
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
@@ -596,6 +595,32 @@ func (c *ingressConn) fail(status int, msg string) {
 		status, http.StatusText(status), len(body), body)
 	_ = c.bw.Flush()
 }
+
+// wantsClose reports whether the client asked to close the connection
+// after this request, as net/http's server reads it: req.Close (HTTP/1.0
+// without keep-alive, or a "close" token), or a "close" token in the first
+// Connection header.
+func wantsClose(req *http.Request) bool {
+	return req.Close || hasToken(req.Header.Get("Connection"), "close")
+}
+
+// hasToken reports whether token appears in v, case-insensitively, between
+// spaces, commas, tabs or the ends: net/http's reading of Connection and
+// Expect.
+func hasToken(v, token string) bool {
+	n := len(token)
+	for i := 0; i+n <= len(v); i++ {
+		if !strings.EqualFold(v[i:i+n], token) {
+			continue
+		}
+		if (i == 0 || tokenBoundary(v[i-1])) && (i+n == len(v) || tokenBoundary(v[i+n])) {
+			return true
+		}
+	}
+	return false
+}
+
+func tokenBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
 
 // commonReadError reports the read errors net/http's server does not
 // answer: the end of the connection between requests, a timeout, a failed
