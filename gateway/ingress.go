@@ -441,10 +441,13 @@ func (c *ingressConn) serveOne() bool {
 		c.setReadDeadline(time.Now().Add(c.srv.opts.IdleTimeout))
 	}
 	w := &ingressResponse{c: c, req: req, header: make(http.Header, 8), contentLength: -1}
-	w.close = wantsClose(req) || c.srv.closing.Load()
+	w.close = c.srv.closing.Load()
+	w.wantsClose = wantsClose(req)
+	w.wants10KeepAlive = req.ProtoMajor == 1 && req.ProtoMinor == 0 && hasToken(req.Header.Get("Connection"), "keep-alive")
 	body := &ingressBody{rc: req.Body, c: c, w: w}
 	if e := req.Header.Get("Expect"); hasToken(e, "100-continue") {
 		body.sendContinue = req.ProtoAtLeast(1, 1) && req.ContentLength != 0
+		body.expect = body.sendContinue
 	} else if e != "" {
 		c.fail(http.StatusExpectationFailed, "unsupported Expect header")
 		return false
@@ -454,6 +457,7 @@ func (c *ingressConn) serveOne() bool {
 	noBody := req.Body == http.NoBody || req.ContentLength == 0
 	if !noBody {
 		req.Body = body
+		w.body = body
 	}
 	req.RemoteAddr = c.remote
 	req = req.WithContext(ctx)
@@ -704,6 +708,7 @@ type ingressBody struct {
 	c            *ingressConn
 	w            *ingressResponse
 	sendContinue bool
+	expect       bool // the client sent Expect: 100-continue for this body
 	sawEOF       bool
 	closed       bool
 	closedEarly  bool

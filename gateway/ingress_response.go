@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -27,7 +26,11 @@ type ingressResponse struct {
 	held          []byte // body held before the header is sent
 	pending       []byte // body gathered for the next chunk
 	close         bool   // close the connection after this answer
-	failedWrite   bool
+	wantsClose    bool   // the client asked to close (net/http's reading)
+	// wants10KeepAlive: an HTTP/1.0 client asked to keep the connection.
+	wants10KeepAlive bool
+	body             *ingressBody // nil when the request has none
+	failedWrite      bool
 }
 
 var (
@@ -64,10 +67,12 @@ func (w *ingressResponse) WriteHeader(code int) {
 
 // bodyAllowed reports whether the answer may carry a body.
 func (w *ingressResponse) bodyAllowed() bool {
-	if w.req.Method == http.MethodHead {
-		return false
-	}
-	s := w.status
+	return w.req.Method != http.MethodHead && statusAllowsBody(w.status)
+}
+
+// statusAllowsBody reports whether an answer with status s may carry a
+// body (RFC 9110: not 1xx, 204 or 304).
+func statusAllowsBody(s int) bool {
 	return !(s >= 100 && s < 200 || s == http.StatusNoContent || s == http.StatusNotModified)
 }
 
@@ -166,37 +171,53 @@ func (w *ingressResponse) Flush() {
 
 // sendHeader writes the status line and headers, then any held body.
 // final says the handler has returned, so a held body is the whole body.
+// Framing and keep-alive follow net/http's server rule for rule.
 func (w *ingressResponse) sendHeader(final bool) {
 	w.headerSent = true
 	h := w.header
-	if w.bodyAllowed() {
+	isHEAD := w.req.Method == http.MethodHead
+	statusBody := statusAllowsBody(w.status)
+	if statusBody && !isHEAD {
 		if _, ok := h["Content-Type"]; !ok && len(w.held) > 0 {
 			h.Set("Content-Type", http.DetectContentType(w.held))
 		}
-		switch {
-		case w.contentLength >= 0:
-		case final:
-			w.contentLength = int64(len(w.held))
-			h.Set("Content-Length", strconv.Itoa(len(w.held)))
-		case w.req.ProtoAtLeast(1, 1):
-			w.chunked = true
-			h.Set("Transfer-Encoding", "chunked")
-		default:
-			w.close = true // an HTTP/1.0 body of unknown length ends with the connection
-		}
-	} else if w.req.Method == http.MethodHead && final && w.contentLength < 0 && w.written > 0 {
-		h.Set("Content-Length", strconv.FormatInt(w.written, 10)) // what a GET would carry
-	} else if w.status == http.StatusNoContent || w.status == http.StatusNotModified {
+	}
+	if w.contentLength < 0 && final && statusBody && (!isHEAD || w.written > 0) {
+		w.contentLength = w.written // all of it is held (or, for HEAD, counted)
+		h.Set("Content-Length", strconv.FormatInt(w.written, 10))
+	}
+	if !statusBody && (w.status == http.StatusNoContent || w.status == http.StatusNotModified) {
 		h.Del("Content-Length")
 		h.Del("Transfer-Encoding")
 	}
-	if strings.EqualFold(h.Get("Connection"), "close") || w.c.srv.closing.Load() {
+	hasCL := w.contentLength >= 0
+	if w.wants10KeepAlive && (isHEAD || hasCL || !statusBody) {
+		if _, set := h["Connection"]; !set {
+			h.Set("Connection", "keep-alive")
+		}
+	} else if !w.req.ProtoAtLeast(1, 1) || w.wantsClose {
 		w.close = true
 	}
-	if w.close {
-		h.Set("Connection", "close")
-	} else if !w.req.ProtoAtLeast(1, 1) {
-		h.Set("Connection", "keep-alive") // an HTTP/1.0 client asked to keep it
+	if h.Get("Connection") == "close" || w.c.srv.closing.Load() {
+		w.close = true
+	}
+	if w.body != nil && w.body.expect && !w.body.sawEOF {
+		w.close = true // the client may still be sending a body nobody read
+	}
+	if statusBody && !isHEAD && !hasCL {
+		if w.req.ProtoAtLeast(1, 1) {
+			w.chunked = true
+			h.Set("Transfer-Encoding", "chunked")
+		} else {
+			w.close = true // an HTTP/1.0 body of unknown length ends with the connection
+			h.Del("Transfer-Encoding")
+		}
+	}
+	if w.close && (w.c.srv.closing.Load() || !hasToken(h.Get("Connection"), "close")) {
+		h.Del("Connection")
+		if w.req.ProtoAtLeast(1, 1) {
+			h.Set("Connection", "close")
+		}
 	}
 	if _, ok := h["Date"]; !ok {
 		h.Set("Date", httpDate())
