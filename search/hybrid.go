@@ -31,6 +31,15 @@ type EmbeddingCache interface {
 	PutEmbeddings(ctx context.Context, model string, vecs map[string][]float32) error
 }
 
+// EmbeddingPruner is an EmbeddingCache that can drop the vectors of texts
+// no tool has any more (registry/sqlite and registry/postgres implement
+// it). Without it, every description ever embedded stays cached.
+type EmbeddingPruner interface {
+	// PruneEmbeddings deletes the vectors of model stored before before
+	// whose hash is not in keep, and reports how many it deleted.
+	PruneEmbeddings(ctx context.Context, model string, keep []string, before time.Time) (int64, error)
+}
+
 // HybridOptions configure a Hybrid.
 type HybridOptions struct {
 	// Cache keeps vectors across restarts; nil keeps them in memory only.
@@ -52,6 +61,16 @@ type HybridOptions struct {
 	// words the text ranking cannot see at all (a need worded unlike its
 	// description) is then never first.
 	Depth int
+	// PruneEvery is how often, at most, the cache drops the vectors of
+	// texts no enabled tool has any more, once every current text has its
+	// vector (default 24h, the first time soon after start-up; negative:
+	// never). Disabled servers' vectors go too and are embedded again when
+	// the server is enabled.
+	PruneEvery time.Duration
+	// PruneAfter spares vectors stored less than this long ago (default
+	// 1h), so that a replica does not drop what another one has just
+	// stored for a tool it has not seen yet.
+	PruneAfter time.Duration
 }
 
 // Hybrid ranks tools by text (the wrapped Index) and by embedding
@@ -70,6 +89,10 @@ type Hybrid struct {
 	k     int
 	depth int
 
+	pruneEvery time.Duration
+	pruneAfter time.Duration
+	lastPrune  time.Time // only the worker goroutine uses it
+
 	// applyMu makes an event one change for searches: Apply holds it
 	// while it updates the text index and then the vectors.
 	applyMu sync.RWMutex
@@ -78,6 +101,7 @@ type Hybrid struct {
 	servers map[string]*vecServer
 	vecs    map[string]*vecRef // text hash -> vector
 	want    map[string]string  // text hash -> text, for vectors not yet computed
+	loaded  bool               // the whole registry has been listed (Load or Rebuild)
 
 	qmu    sync.Mutex
 	qcache map[string][]float32 // query text -> vector
@@ -89,6 +113,7 @@ type Hybrid struct {
 
 	statMu   sync.Mutex
 	embedded int // texts embedded by the endpoint (not found in the cache)
+	pruned   int64
 	failing  bool
 }
 
@@ -123,6 +148,7 @@ func NewHybrid(x *Index, emb Embedder, opts HybridOptions) (*Hybrid, error) {
 	}
 	h := &Hybrid{text: x, emb: emb, model: emb.Model(), cache: opts.Cache, log: opts.Log,
 		qto: opts.QueryTimeout, retry: opts.RetryEvery, k: opts.K, depth: opts.Depth,
+		pruneEvery: opts.PruneEvery, pruneAfter: opts.PruneAfter,
 		servers: map[string]*vecServer{}, vecs: map[string]*vecRef{}, want: map[string]string{},
 		qcache: map[string][]float32{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	if h.qto <= 0 {
@@ -133,6 +159,12 @@ func NewHybrid(x *Index, emb Embedder, opts HybridOptions) (*Hybrid, error) {
 	}
 	if h.k <= 0 {
 		h.k = 60
+	}
+	if h.pruneEvery == 0 {
+		h.pruneEvery = 24 * time.Hour
+	}
+	if h.pruneAfter <= 0 {
+		h.pruneAfter = time.Hour
 	}
 	h.depth = min(max(h.depth, 0), MaxTop)
 	h.ctx, h.cancel = context.WithCancel(context.Background())
@@ -153,9 +185,10 @@ func (h *Hybrid) Text() *Index { return h.text }
 
 // HybridStats describe the vector side.
 type HybridStats struct {
-	Vectors  int // distinct tool texts with a vector
-	Pending  int // distinct tool texts waiting for one
-	Embedded int // texts embedded by the endpoint since the start (cache hits excluded)
+	Vectors  int   // distinct tool texts with a vector
+	Pending  int   // distinct tool texts waiting for one
+	Embedded int   // texts embedded by the endpoint since the start (cache hits excluded)
+	Pruned   int64 // cached vectors dropped since the start
 }
 
 // Stats returns the vector side's counts.
@@ -164,7 +197,7 @@ func (h *Hybrid) Stats() HybridStats {
 	st := HybridStats{Vectors: len(h.vecs) - len(h.want), Pending: len(h.want)}
 	h.mu.RUnlock()
 	h.statMu.Lock()
-	st.Embedded = h.embedded
+	st.Embedded, st.Pruned = h.embedded, h.pruned
 	h.statMu.Unlock()
 	return st
 }
@@ -210,6 +243,7 @@ func (h *Hybrid) listing(list func(context.Context) ([]*registry.Server, error))
 // replace makes the vector side hold servers (disabled ones skipped).
 func (h *Hybrid) replace(servers []*registry.Server) {
 	h.mu.Lock()
+	h.loaded = true
 	for key := range h.servers {
 		h.setLocked(key, nil)
 	}
@@ -389,6 +423,44 @@ func (h *Hybrid) run() {
 		if recovered {
 			h.log.Info().Msg("finder: embedding tool texts works again")
 		}
+		h.maybePrune(h.ctx)
+	}
+}
+
+// maybePrune drops from the cache the vectors of texts no enabled tool
+// has, at most every PruneEvery, and only when the whole registry has been
+// listed and every current text has its vector: before that, the set of
+// texts in use is not known.
+func (h *Hybrid) maybePrune(ctx context.Context) {
+	pr, ok := h.cache.(EmbeddingPruner)
+	if !ok || h.pruneEvery < 0 || !h.lastPrune.IsZero() && time.Since(h.lastPrune) < h.pruneEvery {
+		return
+	}
+	h.mu.RLock()
+	ready := h.loaded && len(h.want) == 0
+	keep := make([]string, 0, len(h.vecs))
+	if ready {
+		for hs := range h.vecs {
+			keep = append(keep, hs)
+		}
+	}
+	h.mu.RUnlock()
+	if !ready {
+		return
+	}
+	h.lastPrune = time.Now()
+	n, err := pr.PruneEmbeddings(ctx, h.model, keep, h.lastPrune.Add(-h.pruneAfter))
+	if err != nil {
+		if ctx.Err() == nil {
+			h.log.Warn().Err(err).Msg("finder: pruning the embedding cache failed")
+		}
+		return
+	}
+	h.statMu.Lock()
+	h.pruned += n
+	h.statMu.Unlock()
+	if n > 0 {
+		h.log.Info().Int64("pruned", n).Int("kept", len(keep)).Msg("finder: dropped cached embeddings no tool uses")
 	}
 }
 

@@ -228,6 +228,50 @@ func TestHybridCache(t *testing.T) {
 	}
 }
 
+// TestHybridCachePrunes checks that the cache drops the vectors of texts no
+// tool has any more, once the registry is listed and embedded, and keeps
+// the rest: a later start embeds only what was dropped.
+func TestHybridCachePrunes(t *testing.T) {
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "mcpgw.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	catalog := someServers(t, "customer-support-assistant", "stripe", "time")
+	srv := embedtest.New(t, embedtest.Options{Concepts: concepts})
+
+	first := newHybrid(t, srv, store, search.HybridOptions{PruneEvery: -1})
+	first.rebuild(t, catalog)
+	all := srv.Texts()
+	first.h.Close()
+
+	// Restarted with one server fewer, and a grace period that spares
+	// nothing: the vectors of the missing server's tools go.
+	second := newHybrid(t, srv, store, search.HybridOptions{PruneAfter: time.Nanosecond})
+	second.rebuild(t, catalog[:2])
+	kept := second.h.Stats().Vectors
+	deadline := time.Now().Add(5 * time.Second)
+	for second.h.Stats().Pruned == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got, want := second.h.Stats().Pruned, int64(all-kept); got != want {
+		t.Fatalf("pruned %d cached vectors, want %d (%d texts, %d in use)", got, want, all, kept)
+	}
+	if !strings.Contains(second.log.String(), "dropped cached embeddings") {
+		t.Errorf("no log line for the pruning: %s", second.log.String())
+	}
+	second.h.Close()
+
+	// Everything back: only the dropped texts are embedded again.
+	before := srv.Texts()
+	third := newHybrid(t, srv, store, search.HybridOptions{PruneEvery: -1})
+	third.rebuild(t, catalog)
+	if n := srv.Texts() - before; n != all-kept {
+		t.Fatalf("third start embedded %d texts, want the %d pruned ones", n, all-kept)
+	}
+}
+
 // TestHybridQueryFallback checks that the finder keeps answering, with the
 // text ranking's own answer, when the endpoint fails or is too slow at
 // query time, and says so in the log.

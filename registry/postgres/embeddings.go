@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/mcpgw/mcpgw/registry"
 )
@@ -60,4 +61,18 @@ func (s *Store) PutEmbeddings(ctx context.Context, model string, vecs map[string
 		return fmt.Errorf("postgres: put embeddings: %w", err)
 	}
 	return nil
+}
+
+// PruneEmbeddings deletes the vectors of model stored before before whose
+// hash is not in keep, and reports how many it deleted.
+func (s *Store) PruneEmbeddings(ctx context.Context, model string, keep []string, before time.Time) (int64, error) {
+	if keep == nil {
+		keep = []string{}
+	}
+	tag, err := s.pool.Exec(ctx, `DELETE FROM embeddings WHERE model = $1 AND created_at < $2 AND NOT (hash = ANY($3))`,
+		model, before, keep)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: prune embeddings: %w", err)
+	}
+	return tag.RowsAffected(), nil
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -82,4 +83,27 @@ func (s *Store) PutEmbeddings(ctx context.Context, model string, vecs map[string
 		return fmt.Errorf("sqlite: put embeddings: %w", err)
 	}
 	return nil
+}
+
+// PruneEmbeddings deletes the vectors of model stored before before whose
+// hash is not in keep, and reports how many it deleted. keep travels as
+// one JSON array, so its size is not bound by SQLite's parameter limit.
+func (s *Store) PruneEmbeddings(ctx context.Context, model string, keep []string, before time.Time) (int64, error) {
+	if keep == nil {
+		keep = []string{}
+	}
+	list, err := json.Marshal(keep)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: prune embeddings: %w", err)
+	}
+	res, err := s.db.ExecContext(ctx, `DELETE FROM embeddings WHERE model = ? AND julianday(created_at) < julianday(?)
+		AND hash NOT IN (SELECT value FROM json_each(?))`, model, fmtTime(before), string(list))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: prune embeddings: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: prune embeddings: %w", err)
+	}
+	return n, nil
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/mcpgw/mcpgw/registry"
 )
@@ -17,6 +18,7 @@ import (
 type embeddingStore interface {
 	GetEmbeddings(ctx context.Context, model string, hashes []string) (map[string][]float32, error)
 	PutEmbeddings(ctx context.Context, model string, vecs map[string][]float32) error
+	PruneEmbeddings(ctx context.Context, model string, keep []string, before time.Time) (int64, error)
 }
 
 // RunEmbeddings exercises the embedding cache of the stores that open
@@ -27,7 +29,7 @@ func RunEmbeddings(t *testing.T, open func(t *testing.T) registry.Store) {
 		s := open(t)
 		c, ok := s.(embeddingStore)
 		if !ok {
-			t.Fatalf("%T has no GetEmbeddings/PutEmbeddings", s)
+			t.Fatalf("%T has no GetEmbeddings/PutEmbeddings/PruneEmbeddings", s)
 		}
 		return c
 	}
@@ -61,6 +63,33 @@ func RunEmbeddings(t *testing.T, open func(t *testing.T) registry.Store) {
 			if math.Float32bits(got["h1"][i]) != math.Float32bits(vec[i]) {
 				t.Fatalf("vector = %v, want %v", got["h1"], vec)
 			}
+		}
+	})
+	t.Run("EmbeddingsPruned", func(t *testing.T) {
+		c := cache(t)
+		v := []float32{1}
+		if err := c.PutEmbeddings(ctx, "m", map[string][]float32{"keep": v, "old1": v, "old2": v}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.PutEmbeddings(ctx, "other", map[string][]float32{"old1": v}); err != nil {
+			t.Fatal(err)
+		}
+		// Stored after the cut-off: spared.
+		if n, err := c.PruneEmbeddings(ctx, "m", []string{"keep"}, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+			t.Fatalf("prune with a cut-off before the vectors were stored = %d, %v; want 0", n, err)
+		}
+		if n, err := c.PruneEmbeddings(ctx, "m", []string{"keep"}, time.Now().Add(time.Second)); err != nil || n != 2 {
+			t.Fatalf("PruneEmbeddings = %d, %v; want 2", n, err)
+		}
+		got, err := c.GetEmbeddings(ctx, "m", []string{"keep", "old1", "old2"})
+		if err != nil || len(got) != 1 || got["keep"] == nil {
+			t.Fatalf("after pruning: %v, %v; want only keep", got, err)
+		}
+		if got, err := c.GetEmbeddings(ctx, "other", []string{"old1"}); err != nil || len(got) != 1 {
+			t.Fatalf("another model's vectors: %v, %v; want them untouched", got, err)
+		}
+		if n, err := c.PruneEmbeddings(ctx, "other", nil, time.Now().Add(time.Second)); err != nil || n != 1 {
+			t.Fatalf("prune keeping nothing = %d, %v; want 1", n, err)
 		}
 	})
 	t.Run("EmbeddingsKeyedByModel", func(t *testing.T) {
