@@ -188,13 +188,7 @@ func TestHybridFindsWhatTextMisses(t *testing.T) {
 // only text embedded after it.
 func TestHybridCache(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "mcpgw.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	catalog := someServers(t, "customer-support-assistant", "stripe", "time")
-	srv := embedtest.New(t, embedtest.Options{Concepts: concepts})
+	store, catalog, srv := cacheFixture(t)
 
 	first := newHybrid(t, srv, store, search.HybridOptions{})
 	first.rebuild(t, catalog)
@@ -228,18 +222,23 @@ func TestHybridCache(t *testing.T) {
 	}
 }
 
-// TestHybridCachePrunes checks that the cache drops the vectors of texts no
-// tool has any more, once the registry is listed and embedded, and keeps
-// the rest: a later start embeds only what was dropped.
-func TestHybridCachePrunes(t *testing.T) {
-	ctx := context.Background()
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "mcpgw.db"))
+// cacheFixture is a SQLite store as the embedding cache, three catalog
+// servers and a fake endpoint.
+func cacheFixture(t *testing.T) (*sqlite.Store, []*registry.Server, *embedtest.Server) {
+	t.Helper()
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "mcpgw.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	catalog := someServers(t, "customer-support-assistant", "stripe", "time")
-	srv := embedtest.New(t, embedtest.Options{Concepts: concepts})
+	return store, someServers(t, "customer-support-assistant", "stripe", "time"), embedtest.New(t, embedtest.Options{Concepts: concepts})
+}
+
+// TestHybridCachePrunes checks that the cache drops the vectors of texts no
+// tool has any more, once the registry is listed and embedded, and keeps
+// the rest: a later start embeds only what was dropped.
+func TestHybridCachePrunes(t *testing.T) {
+	store, catalog, srv := cacheFixture(t)
 
 	first := newHybrid(t, srv, store, search.HybridOptions{PruneEvery: -1})
 	first.rebuild(t, catalog)
