@@ -124,8 +124,9 @@ type vecServer struct {
 }
 
 type vecTool struct {
-	i    int    // index in srv.ToolList
-	hash string // of the tool's embedded text
+	i    int     // index in srv.ToolList
+	hash string  // of the tool's embedded text
+	ref  *vecRef // h.vecs[hash], kept here so that a query scan does no map lookups
 }
 
 // vecRef is one embedded text's vector (nil until computed), shared by the
@@ -293,7 +294,8 @@ func newVecServer(s *registry.Server) *vecServer {
 // tool texts and queuing the texts that have no vector yet.
 func (h *Hybrid) setLocked(key string, e *vecServer) {
 	if e != nil {
-		for _, t := range e.tools {
+		for i := range e.tools {
+			t := &e.tools[i]
 			r := h.vecs[t.hash]
 			if r == nil {
 				r = &vecRef{}
@@ -301,6 +303,7 @@ func (h *Hybrid) setLocked(key string, e *vecServer) {
 				h.want[t.hash] = embedText(e.srv, &e.srv.ToolList[t.i])
 			}
 			r.refs++
+			t.ref = r
 		}
 	}
 	if old := h.servers[key]; old != nil {
@@ -695,12 +698,17 @@ func (h *Hybrid) nearest(qv []float32, tags []string, allow func(string, string)
 		if !hasTags(e.srv, tags) {
 			continue
 		}
-		for ti, t := range e.tools {
-			r := h.vecs[t.hash]
+		for ti := range e.tools {
+			t := &e.tools[ti]
+			r := t.ref
 			if r == nil || len(r.v) != len(qv) {
 				continue // not embedded yet, or by another model
 			}
-			c := vecCand{e: e, t: ti, sim: dot(qv, r.v), key: key, name: e.srv.ToolList[t.i].Name}
+			sim := dot(qv, r.v)
+			if len(best) == n && sim < best[0].sim {
+				continue // the common case, decided without building a candidate
+			}
+			c := vecCand{e: e, t: ti, sim: sim, key: key, name: e.srv.ToolList[t.i].Name}
 			if len(best) == n && !vecWorse(best[0], c) {
 				continue
 			}
@@ -725,12 +733,23 @@ func (h *Hybrid) nearest(qv []float32, tags []string, allow func(string, string)
 	return out
 }
 
+// dot is the dot product of two vectors of the same length. Four running
+// sums let the additions overlap instead of each waiting for the last: the
+// query scan is this loop over every tool's vector.
 func dot(a, b []float32) float32 {
-	var s float32
-	for i := range a {
-		s += a[i] * b[i]
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
 	}
-	return s
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 // fusedID is one entry of a fused ranking.

@@ -193,6 +193,9 @@ func scale(ctx context.Context, base []*registry.Server, qs []searchbench.Labele
 		}
 	}
 	fmt.Printf("  update one server: %s per change\n", (time.Since(start) / updates).Round(time.Microsecond))
+	if err := hybridScale(ctx, servers, qs, rounds); err != nil {
+		return err
+	}
 
 	prev := runtime.GOMAXPROCS(cores)
 	defer runtime.GOMAXPROCS(prev)
