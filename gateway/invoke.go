@@ -144,8 +144,7 @@ func progressForwarder(ctx context.Context, req mcp.CallToolRequest) (upstream.P
 	if req.Params.Meta == nil || req.Params.Meta.ProgressToken == nil {
 		return nil, nil
 	}
-	srv := server.ServerFromContext(ctx)
-	if srv == nil {
+	if server.ClientSessionFromContext(ctx) == nil {
 		return nil, nil
 	}
 	token := req.Params.Meta.ProgressToken
@@ -153,12 +152,12 @@ func progressForwarder(ctx context.Context, req mcp.CallToolRequest) (upstream.P
 	return func(params map[string]any) {
 		params["progressToken"] = token
 		if pw.led == nil {
-			sendToCaller(ctx, srv, upstream.MethodProgress, params)
+			sendToCaller(ctx, upstream.MethodProgress, params)
 			return
 		}
 		// Counted before it is queued: the stream may write it at once.
 		seq := pw.led.sent()
-		if !sendToCaller(ctx, srv, upstream.MethodProgress, params) {
+		if !sendToCaller(ctx, upstream.MethodProgress, params) {
 			pw.led.wrote(1) // never will be: nothing to wait for
 			return
 		}
@@ -198,10 +197,10 @@ func (pw *progressWait) wait(ctx context.Context) {
 // loses no progress to a momentarily slow reader, and delays only this
 // call's upstream stream (for an upstream on the legacy SSE transport, the
 // one stream its session's calls share).
-func sendToCaller(ctx context.Context, srv *server.MCPServer, method string, params map[string]any) bool {
+func sendToCaller(ctx context.Context, method string, params map[string]any) bool {
 	wait := time.Millisecond
 	for {
-		err := srv.SendNotificationToClient(ctx, method, params)
+		err := queueNotification(ctx, method, params)
 		if !errors.Is(err, server.ErrNotificationChannelBlocked) {
 			if err != nil {
 				logFrom(ctx).Debug().Err(err).Str("notification", method).Msg("invoke_tool: cannot forward to the caller")
@@ -217,6 +216,33 @@ func sendToCaller(ctx context.Context, srv *server.MCPServer, method string, par
 		case <-t.C:
 		}
 		wait = min(2*wait, 50*time.Millisecond)
+	}
+}
+
+// queueNotification is mcp-go's MCPServer.SendNotificationToClient with the
+// notification's _meta kept: mcp-go encodes NotificationParams.Meta as
+// "_meta" and drops a "_meta" key of the other params, so a params["_meta"]
+// object moves there. Like mcp-go, it never waits for a full queue.
+func queueNotification(ctx context.Context, method string, params map[string]any) error {
+	session := server.ClientSessionFromContext(ctx)
+	if session == nil || !session.Initialized() {
+		return server.ErrNotificationNotInitialized
+	}
+	n := mcp.JSONRPCNotification{JSONRPC: mcp.JSONRPC_VERSION, Notification: mcp.Notification{Method: method}}
+	n.Params.AdditionalFields = params
+	if meta, ok := params["_meta"].(map[string]any); ok {
+		n.Params.Meta = meta
+	}
+	// A streamable-HTTP caller's POST answers as an event stream once it
+	// carries a notification, as mcp-go does for its own.
+	if s, ok := session.(server.SessionWithStreamableHTTPConfig); ok {
+		s.UpgradeToSSEWhenReceiveNotification()
+	}
+	select {
+	case session.NotificationChannel() <- n:
+		return nil
+	default:
+		return server.ErrNotificationChannelBlocked
 	}
 }
 

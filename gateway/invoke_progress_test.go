@@ -24,7 +24,7 @@ import (
 // notification and, once CallTool returned, the result.
 type progressLog struct {
 	mu     sync.Mutex
-	events []string // "progress <token> <progress>/<total>" or "result"
+	events []string // "progress <token> <progress>/<total>[ meta <step>]" or "result"
 	tokens []any
 	at     []time.Time
 }
@@ -37,7 +37,11 @@ func (l *progressLog) listen(c *client.Client) {
 		f := n.Params.AdditionalFields
 		l.mu.Lock()
 		defer l.mu.Unlock()
-		l.events = append(l.events, fmt.Sprintf("progress %v %v/%v", f["progressToken"], f["progress"], f["total"]))
+		ev := fmt.Sprintf("progress %v %v/%v", f["progressToken"], f["progress"], f["total"])
+		if step, ok := n.Params.Meta[upstreamtest.ProgressMetaKey]; ok {
+			ev += fmt.Sprintf(" meta %v", step) // the upstream's _meta came through
+		}
+		l.events = append(l.events, ev)
 		l.tokens = append(l.tokens, f["progressToken"])
 		l.at = append(l.at, time.Now())
 	})
@@ -68,7 +72,7 @@ func invokeWithProgress(ctx context.Context, c *client.Client, path, tool string
 
 // TestInvokeToolForwardsProgress: invoke_tool relays the upstream's
 // progress notifications to its caller, under the caller's own token, in
-// order and before the result. Two callers run at once with the same token
+// order and before the result, with the upstream's _meta. Two callers run at once with the same token
 // over one pooled upstream session (same credentials), each with a different
 // number of steps, so a notification routed to the wrong caller, or lost,
 // shows up as a wrong sequence. A caller that asks for no progress gets none.
@@ -123,7 +127,7 @@ func TestInvokeToolForwardsProgress(t *testing.T) {
 				}
 				var want []string
 				for k := 1; k <= n; k++ {
-					want = append(want, fmt.Sprintf("progress same-token %d/%d", k, n))
+					want = append(want, fmt.Sprintf("progress same-token %d/%d meta %d", k, n, k))
 				}
 				want = append(want, "result")
 				if got := logs[i].snapshot(); strings.Join(got, "\n") != strings.Join(want, "\n") {

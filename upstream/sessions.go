@@ -81,8 +81,8 @@ type session struct {
 }
 
 // ProgressFunc receives the params of one notifications/progress the
-// upstream sent about a call, without the progress token the pool sent
-// upstream (the caller puts its own). It is called in the order the upstream
+// upstream sent about a call, its _meta among them, without the progress
+// token the pool sent upstream (the caller puts its own). It is called in the order the upstream
 // sent them, on the session's reading goroutine, and every call happens
 // before CallTool returns: the upstream sends its progress ahead of the
 // result on the same stream. A slow ProgressFunc delays the call's result.
@@ -129,6 +129,9 @@ func (s *session) dispatch(n mcp.JSONRPCNotification) {
 		if k != "progressToken" {
 			params[k] = v
 		}
+	}
+	if len(n.Params.Meta) > 0 {
+		params["_meta"] = n.Params.Meta // mcp-go keeps it apart from the other params
 	}
 	fn(params)
 }

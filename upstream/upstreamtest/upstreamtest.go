@@ -139,6 +139,10 @@ func New(t testing.TB, o Options) *Server {
 	return s
 }
 
+// ProgressMetaKey is the _meta member of the progress tool's notifications:
+// their step number, so tests can tell that _meta came through.
+const ProgressMetaKey = "example.com/step"
+
 func progressTool(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 	steps := int(req.GetFloat("steps", 3))
 	delay := time.Duration(req.GetFloat("delay_ms", 50)) * time.Millisecond
@@ -146,12 +150,24 @@ func progressTool(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolRe
 	if req.Params.Meta != nil {
 		token = req.Params.Meta.ProgressToken
 	}
-	srv := server.ServerFromContext(ctx)
+	session := server.ClientSessionFromContext(ctx)
 	for i := 1; i <= steps; i++ {
-		if token != nil && srv != nil {
-			_ = srv.SendNotificationToClient(ctx, "notifications/progress", map[string]any{
+		if token != nil && session != nil {
+			// Straight onto the session's queue: mcp-go's
+			// SendNotificationToClient cannot send a _meta.
+			n := mcp.JSONRPCNotification{JSONRPC: mcp.JSONRPC_VERSION, Notification: mcp.Notification{Method: "notifications/progress"}}
+			n.Params.Meta = map[string]any{ProgressMetaKey: i}
+			n.Params.AdditionalFields = map[string]any{
 				"progressToken": token, "progress": i, "total": steps, "message": fmt.Sprintf("step %d of %d", i, steps),
-			})
+			}
+			if s, ok := session.(server.SessionWithStreamableHTTPConfig); ok {
+				s.UpgradeToSSEWhenReceiveNotification()
+			}
+			select {
+			case session.NotificationChannel() <- n:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
 		select {
 		case <-time.After(delay):
