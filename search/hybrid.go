@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -71,6 +72,16 @@ type HybridOptions struct {
 	// 1h), so that a replica does not drop what another one has just
 	// stored for a tool it has not seen yet.
 	PruneAfter time.Duration
+	// IndexFrom is the number of distinct tool vectors from which they are
+	// kept in a vector index (default 10,000; negative: never): stored back
+	// to back, so that a query's scan streams through memory, and with
+	// ApproxProbe below 1 grouped into lists of which a query scans only
+	// the nearest. See ivf.go.
+	IndexFrom int
+	// ApproxProbe is the share of the index's lists a query scans (default
+	// 1: one list, every vector, exact). Below 1 the vector ranking is
+	// approximate: faster, and it misses some of the exact ranking's tools.
+	ApproxProbe float64
 }
 
 // Hybrid ranks tools by text (the wrapped Index) and by embedding
@@ -92,16 +103,24 @@ type Hybrid struct {
 	pruneEvery time.Duration
 	pruneAfter time.Duration
 	lastPrune  time.Time // only the worker goroutine uses it
+	indexFrom  int
+	probe      float64
+	ivfGen     int // builds of the approximate index; only the worker uses it
 
 	// applyMu makes an event one change for searches: Apply holds it
 	// while it updates the text index and then the vectors.
 	applyMu sync.RWMutex
 
-	mu      sync.RWMutex
-	servers map[string]*vecServer
-	vecs    map[string]*vecRef // text hash -> vector
-	want    map[string]string  // text hash -> text, for vectors not yet computed
-	loaded  bool               // the whole registry has been listed (Load or Rebuild)
+	mu       sync.RWMutex
+	servers  map[string]*vecServer
+	vecs     map[string]*vecRef // text hash -> vector
+	want     map[string]string  // text hash -> text, for vectors not yet computed
+	loaded   bool               // the whole registry has been listed (Load or Rebuild)
+	ivf      *ivf               // the vector index; nil: queries scan every server's vectors
+	fresh    []*vecRef          // vectors set since ivf was built, not in it
+	ivfDead  int                // vectors in ivf dropped since
+	tools    int                // tools of the servers
+	tagTools map[string]int     // tag (lowercase) -> tools of the servers carrying it
 
 	qmu    sync.Mutex
 	qcache map[string][]float32 // query text -> vector
@@ -119,6 +138,7 @@ type Hybrid struct {
 
 // vecServer is one enabled server's tools on the vector side.
 type vecServer struct {
+	key   string
 	srv   *registry.Server
 	tools []vecTool
 }
@@ -132,8 +152,17 @@ type vecTool struct {
 // vecRef is one embedded text's vector (nil until computed), shared by the
 // tools with that text.
 type vecRef struct {
-	v    []float32 // unit length
-	refs int
+	v     []float32 // unit length
+	refs  int
+	users []toolAt // the tools with this text, for a scan by vector
+	gen   int      // the approximate index's build that holds v (0: none)
+	dead  bool     // no tool has the text any more
+}
+
+// toolAt is tool ti of a server.
+type toolAt struct {
+	e  *vecServer
+	ti int
 }
 
 var _ interface {
@@ -149,8 +178,8 @@ func NewHybrid(x *Index, emb Embedder, opts HybridOptions) (*Hybrid, error) {
 	}
 	h := &Hybrid{text: x, emb: emb, model: emb.Model(), cache: opts.Cache, log: opts.Log,
 		qto: opts.QueryTimeout, retry: opts.RetryEvery, k: opts.K, depth: opts.Depth,
-		pruneEvery: opts.PruneEvery, pruneAfter: opts.PruneAfter,
-		servers: map[string]*vecServer{}, vecs: map[string]*vecRef{}, want: map[string]string{},
+		pruneEvery: opts.PruneEvery, pruneAfter: opts.PruneAfter, indexFrom: opts.IndexFrom, probe: opts.ApproxProbe,
+		servers: map[string]*vecServer{}, vecs: map[string]*vecRef{}, want: map[string]string{}, tagTools: map[string]int{},
 		qcache: map[string][]float32{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	if h.qto <= 0 {
 		h.qto = 2 * time.Second
@@ -168,6 +197,12 @@ func NewHybrid(x *Index, emb Embedder, opts HybridOptions) (*Hybrid, error) {
 		h.pruneAfter = time.Hour
 	}
 	h.depth = min(max(h.depth, 0), MaxTop)
+	if h.indexFrom == 0 {
+		h.indexFrom = defaultIndexFrom
+	}
+	if h.probe <= 0 || h.probe > 1 || math.IsNaN(h.probe) {
+		h.probe = 1
+	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	go h.run()
 	return h, nil
@@ -188,6 +223,7 @@ func (h *Hybrid) Text() *Index { return h.text }
 type HybridStats struct {
 	Vectors  int   // distinct tool texts with a vector
 	Pending  int   // distinct tool texts waiting for one
+	Indexed  int   // vectors in the vector index (0: none yet, or too few vectors for one)
 	Embedded int   // texts embedded by the endpoint since the start (cache hits excluded)
 	Pruned   int64 // cached vectors dropped since the start
 }
@@ -196,6 +232,9 @@ type HybridStats struct {
 func (h *Hybrid) Stats() HybridStats {
 	h.mu.RLock()
 	st := HybridStats{Vectors: len(h.vecs) - len(h.want), Pending: len(h.want)}
+	if h.ivf != nil {
+		st.Indexed = h.ivf.size
+	}
 	h.mu.RUnlock()
 	h.statMu.Lock()
 	st.Embedded, st.Pruned = h.embedded, h.pruned
@@ -294,6 +333,8 @@ func newVecServer(s *registry.Server) *vecServer {
 // tool texts and queuing the texts that have no vector yet.
 func (h *Hybrid) setLocked(key string, e *vecServer) {
 	if e != nil {
+		e.key = key
+		h.countTags(e, 1)
 		for i := range e.tools {
 			t := &e.tools[i]
 			r := h.vecs[t.hash]
@@ -303,15 +344,24 @@ func (h *Hybrid) setLocked(key string, e *vecServer) {
 				h.want[t.hash] = embedText(e.srv, &e.srv.ToolList[t.i])
 			}
 			r.refs++
+			r.users = append(r.users, toolAt{e: e, ti: i})
 			t.ref = r
 		}
 	}
 	if old := h.servers[key]; old != nil {
+		h.countTags(old, -1)
 		for _, t := range old.tools {
-			if r := h.vecs[t.hash]; r != nil {
-				if r.refs--; r.refs <= 0 {
-					delete(h.vecs, t.hash)
-					delete(h.want, t.hash)
+			r := t.ref
+			if r == nil {
+				continue
+			}
+			r.users = slices.DeleteFunc(r.users, func(u toolAt) bool { return u.e == old })
+			if r.refs--; r.refs <= 0 {
+				delete(h.vecs, t.hash)
+				delete(h.want, t.hash)
+				r.dead = true
+				if h.ivf != nil && r.gen == h.ivf.gen {
+					h.ivfDead++
 				}
 			}
 		}
@@ -426,6 +476,7 @@ func (h *Hybrid) run() {
 		if recovered {
 			h.log.Info().Msg("finder: embedding tool texts works again")
 		}
+		h.maybeIndex(h.ctx)
 		h.maybePrune(h.ctx)
 	}
 }
@@ -545,6 +596,9 @@ func (h *Hybrid) install(vecs map[string][]float32) {
 		}
 		r.v = unitVec(v)
 		delete(h.want, hs)
+		if h.ivf != nil {
+			h.fresh = append(h.fresh, r)
+		}
 	}
 }
 
@@ -693,36 +747,26 @@ func vecWorse(a, b vecCand) bool {
 func (h *Hybrid) nearest(qv []float32, tags []string, allow func(string, string) bool, n int) []Hit {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	best := make(vecHeap, 0, n)
-	for key, e := range h.servers {
-		if !hasTags(e.srv, tags) {
-			continue
-		}
-		for ti := range e.tools {
-			t := &e.tools[ti]
-			r := t.ref
-			if r == nil || len(r.v) != len(qv) {
-				continue // not embedded yet, or by another model
-			}
-			sim := dot(qv, r.v)
-			if len(best) == n && sim < best[0].sim {
-				continue // the common case, decided without building a candidate
-			}
-			c := vecCand{e: e, t: ti, sim: sim, key: key, name: e.srv.ToolList[t.i].Name}
-			if len(best) == n && !vecWorse(best[0], c) {
+	s := &vecScan{qv: qv, tags: tags, allow: allow, n: n, best: make(vecHeap, 0, n)}
+	if ix := h.ivf; ix != nil && len(qv) == ix.dims && !h.fewTagged(tags) {
+		h.scanIVF(ix, s)
+	} else {
+		for _, e := range h.servers {
+			if !hasTags(e.srv, tags) {
 				continue
 			}
-			if allow != nil && !allow(e.srv.Path, c.name) {
-				continue
-			}
-			if len(best) == n {
-				best[0] = c
-				heap.Fix(&best, 0)
-			} else {
-				heap.Push(&best, c)
+			for ti := range e.tools {
+				r := e.tools[ti].ref
+				if r == nil || len(r.v) != len(qv) {
+					continue // not embedded yet, or by another model
+				}
+				if sim := dot(qv, r.v); !s.beaten(sim) {
+					s.offer(e, ti, sim)
+				}
 			}
 		}
 	}
+	best := s.best
 	out := make([]Hit, len(best))
 	for i := len(best) - 1; i >= 0; i-- {
 		c := heap.Pop(&best).(vecCand)

@@ -44,6 +44,7 @@ type serveConfig struct {
 	EmbeddingsURL       string `json:"embeddings_url" usage:"OpenAI-compatible /v1/embeddings endpoint: turns on the finder's hybrid ranking (text and embeddings)"`
 	EmbeddingsModel     string `json:"embeddings_model" usage:"model name sent to the embeddings endpoint (required with --embeddings-url)"`
 	EmbeddingsAPIKeyEnv string `json:"embeddings_api_key_env" usage:"name of the environment variable holding the embeddings endpoint's API key (sent as a bearer token)"`
+	EmbeddingsProbePct  int64  `json:"embeddings_probe_percent" usage:"percent of the vector index's lists a finder query scans once 10,000 tool texts are embedded: 100 (default) compares the query with every vector; less is faster and approximate"`
 	// OIDC lists issuers with per-issuer settings (config file only; see
 	// oidcIssuer in access.go).
 	OIDC []oidcIssuer `json:"oidc"`

@@ -50,7 +50,11 @@ func newFinder(cfg serveConfig, text *search.Index, store registry.Store, lg zer
 		lg.Warn().Msg("finder: this store keeps no embeddings; every start embeds every tool again")
 		cache = nil
 	}
-	h, err := search.NewHybrid(text, client, search.HybridOptions{Cache: cache, Log: lg})
+	opts := search.HybridOptions{Cache: cache, Log: lg}
+	if cfg.EmbeddingsProbePct > 0 {
+		opts.ApproxProbe = float64(cfg.EmbeddingsProbePct) / 100
+	}
+	h, err := search.NewHybrid(text, client, opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -85,8 +89,11 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 func (c *serveConfig) validateEmbeddings(environ []string) []error {
 	var errs []error
 	if c.EmbeddingsURL == "" {
-		for _, s := range []struct{ key, v string }{{"embeddings_model", c.EmbeddingsModel}, {"embeddings_api_key_env", c.EmbeddingsAPIKeyEnv}} {
-			if s.v != "" {
+		for _, s := range []struct {
+			key string
+			set bool
+		}{{"embeddings_model", c.EmbeddingsModel != ""}, {"embeddings_api_key_env", c.EmbeddingsAPIKeyEnv != ""}, {"embeddings_probe_percent", c.EmbeddingsProbePct != 0}} {
+			if s.set {
 				errs = append(errs, fmt.Errorf("%s: is set but embeddings_url is not; set embeddings_url to turn the hybrid ranking on", s.key))
 			}
 		}
@@ -94,6 +101,9 @@ func (c *serveConfig) validateEmbeddings(environ []string) []error {
 	}
 	if _, err := search.EmbeddingsURL(c.EmbeddingsURL); err != nil {
 		errs = append(errs, errors.New("embeddings_url: must be an absolute http(s) URL such as http://127.0.0.1:8080/v1/embeddings"))
+	}
+	if c.EmbeddingsProbePct < 0 || c.EmbeddingsProbePct > 100 {
+		errs = append(errs, fmt.Errorf("embeddings_probe_percent: %d is not between 1 and 100", c.EmbeddingsProbePct))
 	}
 	if strings.TrimSpace(c.EmbeddingsModel) == "" {
 		errs = append(errs, errors.New("embeddings_model: is required with embeddings_url (the model name the endpoint serves)"))

@@ -31,8 +31,13 @@ func TestEmbeddingsSettings(t *testing.T) {
 			want: func(c serveConfig) bool {
 				return c.EmbeddingsModel == "m" && c.EmbeddingsAPIKeyEnv == "MCPGW_EMBED_KEY"
 			}},
-		{name: "file", yaml: "embeddings_url: https://llm.internal/v1\nembeddings_model: text-embedding-3-small\n",
-			want: func(c serveConfig) bool { return c.EmbeddingsURL == "https://llm.internal/v1" }},
+		{name: "file", yaml: "embeddings_url: https://llm.internal/v1\nembeddings_model: text-embedding-3-small\nembeddings_probe_percent: 10\n",
+			want: func(c serveConfig) bool { return c.EmbeddingsURL == "https://llm.internal/v1" && c.EmbeddingsProbePct == 10 }},
+		{name: "probe percent out of range", args: []string{"--embeddings-url", "http://127.0.0.1:1/v1/embeddings", "--embeddings-model", "m",
+			"--embeddings-probe-percent", "101"},
+			errs: []string{"embeddings_probe_percent: 101 is not between 1 and 100"}},
+		{name: "probe percent without url", env: []string{"MCPGW_EMBEDDINGS_PROBE_PERCENT=10"},
+			errs: []string{"embeddings_probe_percent: is set but embeddings_url is not"}},
 		{name: "every problem at once", args: []string{"--embeddings-url", "127.0.0.1:8080", "--embeddings-api-key-env", "sk-live-0123456789"},
 			errs: []string{"embeddings_url: must be an absolute http(s) URL", "embeddings_model: is required with embeddings_url",
 				`embeddings_api_key_env: "sk-l…" is not an environment variable name`}},
