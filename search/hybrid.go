@@ -113,14 +113,15 @@ type Hybrid struct {
 
 	mu       sync.RWMutex
 	servers  map[string]*vecServer
-	vecs     map[string]*vecRef // text hash -> vector
-	want     map[string]string  // text hash -> text, for vectors not yet computed
-	loaded   bool               // the whole registry has been listed (Load or Rebuild)
-	ivf      *ivf               // the vector index; nil: queries scan every server's vectors
-	fresh    []*vecRef          // vectors set since ivf was built, not in it
-	ivfDead  int                // vectors in ivf dropped since
-	tools    int                // tools of the servers
-	tagTools map[string]int     // tag (lowercase) -> tools of the servers carrying it
+	vecs     map[string]*vecRef                 // text hash -> vector
+	want     map[string]string                  // text hash -> text, for vectors not yet computed
+	loaded   bool                               // the whole registry has been listed (Load or Rebuild)
+	ivf      *ivf                               // the vector index; nil: queries scan every server's vectors
+	fresh    []*vecRef                          // vectors set since ivf was built, not in it
+	ivfDead  int                                // vectors in ivf dropped since
+	tools    int                                // tools of the servers
+	tagTools map[string]int                     // foldTag'ed tag -> tools of the servers carrying it
+	byTag    map[string]map[*vecServer]struct{} // foldTag'ed tag -> servers carrying it
 
 	qmu    sync.Mutex
 	qcache map[string][]float32 // query text -> vector
@@ -141,6 +142,7 @@ type vecServer struct {
 	key   string
 	srv   *registry.Server
 	tools []vecTool
+	tags  []string // the server's tags, foldTag'ed, each once
 }
 
 type vecTool struct {
@@ -179,7 +181,7 @@ func NewHybrid(x *Index, emb Embedder, opts HybridOptions) (*Hybrid, error) {
 	h := &Hybrid{text: x, emb: emb, model: emb.Model(), cache: opts.Cache, log: opts.Log,
 		qto: opts.QueryTimeout, retry: opts.RetryEvery, k: opts.K, depth: opts.Depth,
 		pruneEvery: opts.PruneEvery, pruneAfter: opts.PruneAfter, indexFrom: opts.IndexFrom, probe: opts.ApproxProbe,
-		servers: map[string]*vecServer{}, vecs: map[string]*vecRef{}, want: map[string]string{}, tagTools: map[string]int{},
+		servers: map[string]*vecServer{}, vecs: map[string]*vecRef{}, want: map[string]string{}, tagTools: map[string]int{}, byTag: map[string]map[*vecServer]struct{}{},
 		qcache: map[string][]float32{}, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	if h.qto <= 0 {
 		h.qto = 2 * time.Second
@@ -317,6 +319,11 @@ func (h *Hybrid) Apply(ev registry.Event) {
 
 func newVecServer(s *registry.Server) *vecServer {
 	e := &vecServer{srv: s}
+	for _, t := range s.Tags {
+		if t = foldTag(t); t != "" && !slices.Contains(e.tags, t) {
+			e.tags = append(e.tags, t)
+		}
+	}
 	seen := make(map[string]bool, len(s.ToolList))
 	for i := range s.ToolList {
 		t := &s.ToolList[i]
@@ -747,12 +754,12 @@ func vecWorse(a, b vecCand) bool {
 func (h *Hybrid) nearest(qv []float32, tags []string, allow func(string, string) bool, n int) []Hit {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	s := &vecScan{qv: qv, tags: tags, allow: allow, n: n, best: make(vecHeap, 0, n)}
-	if ix := h.ivf; ix != nil && len(qv) == ix.dims && !h.fewTagged(tags) {
+	s := &vecScan{qv: qv, tags: foldTags(tags), allow: allow, n: n, best: make(vecHeap, 0, n)}
+	if ix := h.ivf; ix != nil && len(qv) == ix.dims && !h.fewTagged(s.tags) {
 		h.scanIVF(ix, s)
 	} else {
-		for _, e := range h.servers {
-			if !hasTags(e.srv, tags) {
+		for e := range h.tagged(s.tags) {
+			if !e.hasTags(s.tags) {
 				continue
 			}
 			for ti := range e.tools {

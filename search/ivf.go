@@ -3,10 +3,12 @@ package search
 import (
 	"container/heap"
 	"context"
+	"iter"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 // The vector ranking compares a query with every tool's vector. Reached
@@ -230,7 +232,7 @@ func (h *Hybrid) dropIndexLocked() {
 // vecScan collects the n best candidates of one query's vector ranking.
 type vecScan struct {
 	qv    []float32
-	tags  []string
+	tags  []string // foldTag'ed
 	allow func(server, tool string) bool
 	n     int
 	best  vecHeap
@@ -267,7 +269,7 @@ func (s *vecScan) ref(r *vecRef, v []float32) {
 // users offers the tools with r's text at similarity sim.
 func (s *vecScan) users(r *vecRef, sim float32) {
 	for _, u := range r.users {
-		if hasTags(u.e.srv, s.tags) {
+		if u.e.hasTags(s.tags) {
 			s.offer(u.e, u.ti, sim)
 		}
 	}
@@ -315,42 +317,101 @@ func (h *Hybrid) scanIVF(ix *ivf, s *vecScan) {
 	}
 }
 
-// fewTagged reports whether the servers carrying tags hold fewer than
-// 1/32 of the tools: then scanning just their tools beats probing lists
-// that mostly hold others (until enough of theirs turn up, every list). The
-// rarest tag's count stands for the servers carrying all of them.
+// fewTagged reports whether the servers carrying tags (foldTag'ed) hold
+// fewer than 1/32 of the tools: then scanning just their tools beats
+// probing lists that mostly hold others (until enough of theirs turn up,
+// every list). The rarest tag's count stands for the servers carrying all.
 func (h *Hybrid) fewTagged(tags []string) bool {
-	least, all := -1, 0
-	for _, t := range tags {
-		if t = normTag(t); t != "" {
-			if n := h.tagTools[t]; least < 0 || n < least {
-				least = n
+	if len(tags) == 0 {
+		return false
+	}
+	return h.tagTools[h.rarest(tags)]*32 < h.tools
+}
+
+// rarest is the tag among tags that the fewest tools' servers carry.
+func (h *Hybrid) rarest(tags []string) string {
+	best := tags[0]
+	for _, t := range tags[1:] {
+		if h.tagTools[t] < h.tagTools[best] {
+			best = t
+		}
+	}
+	return best
+}
+
+// tagged yields the servers that may carry every tag (foldTag'ed): those
+// with the rarest one, or every server when tags is empty.
+func (h *Hybrid) tagged(tags []string) iter.Seq[*vecServer] {
+	return func(yield func(*vecServer) bool) {
+		if len(tags) == 0 {
+			for _, e := range h.servers {
+				if !yield(e) {
+					return
+				}
+			}
+			return
+		}
+		for e := range h.byTag[h.rarest(tags)] {
+			if !yield(e) {
+				return
 			}
 		}
 	}
-	if least < 0 {
-		return false
-	}
-	for _, n := range h.tagTools {
-		all = max(all, n)
-	}
-	all = max(all, h.tools)
-	return least*32 < all
 }
 
-// normTag is a tag as the tag counts key it.
-func normTag(t string) string { return strings.ToLower(strings.TrimSpace(t)) }
+// hasTags reports whether e carries every tag (foldTag'ed).
+func (e *vecServer) hasTags(tags []string) bool {
+	for _, t := range tags {
+		if !slices.Contains(e.tags, t) {
+			return false
+		}
+	}
+	return true
+}
 
-// countTags adds d times e's tools to the counts of its tags.
+// foldTag keys a tag as the text index compares tags: trimmed, and each
+// letter replaced by the smallest of its simple case folds, so that two tags
+// get one key exactly when strings.EqualFold holds.
+func foldTag(t string) string {
+	t = strings.TrimSpace(t)
+	b := make([]rune, 0, len(t))
+	for _, r := range t {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
+		}
+		b = append(b, m)
+	}
+	return string(b)
+}
+
+// foldTags folds a query's tags, dropping empty ones.
+func foldTags(tags []string) []string {
+	var out []string
+	for _, t := range tags {
+		if t = foldTag(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// countTags adds (d = 1) or removes (d = -1) e in the tag indexes.
 func (h *Hybrid) countTags(e *vecServer, d int) {
 	h.tools += d * len(e.tools)
-	seen := make(map[string]bool, len(e.srv.Tags))
-	for _, t := range e.srv.Tags {
-		if t = normTag(t); t != "" && !seen[t] {
-			seen[t] = true
-			if h.tagTools[t] += d * len(e.tools); h.tagTools[t] <= 0 {
-				delete(h.tagTools, t)
+	for _, t := range e.tags {
+		if h.tagTools[t] += d * len(e.tools); h.tagTools[t] <= 0 {
+			delete(h.tagTools, t)
+		}
+		set := h.byTag[t]
+		if d > 0 {
+			if set == nil {
+				set = map[*vecServer]struct{}{}
+				h.byTag[t] = set
 			}
+			set[e] = struct{}{}
+		} else if delete(set, e); len(set) == 0 {
+			delete(h.byTag, t)
 		}
 	}
 }

@@ -141,12 +141,16 @@ func (h *Hybrid) indexGen() int {
 }
 
 // indexedHybrid is a Hybrid over 80 servers of 25 tools (2,000 vectors,
-// past IndexFrom), its index built, server 7 tagged "rare".
+// past IndexFrom), its index built, even servers tagged "Even", server 7
+// "rare".
 func indexedHybrid(t *testing.T, g *topicRegistry, opts HybridOptions) (*Hybrid, []*registry.Server) {
 	t.Helper()
 	var list []*registry.Server
 	for i := range 80 {
 		list = append(list, g.server(fmt.Sprintf("/s%02d", i), g.topics[i%len(g.topics)], 25))
+	}
+	for i := 0; i < len(list); i += 2 {
+		list[i].Tags = []string{"Even"}
 	}
 	list[7].Tags = []string{"rare"}
 	x, err := New(Options{})
@@ -236,20 +240,28 @@ func TestHybridApproximateIndex(t *testing.T) {
 
 	t.Run("filters still fill the ranking", func(t *testing.T) {
 		qv := embed(g.phrase(g.topics[0], 3)) // not server 7's topic
+		only7 := func(path string) bool { return path == "/s07" }
+		even := func(path string) bool {
+			var n int
+			_, err := fmt.Sscanf(path, "/s%d", &n)
+			return err == nil && n%2 == 0
+		}
 		for _, tc := range []struct {
 			name  string
 			tags  []string
 			allow func(string, string) bool
+			want  func(path string) bool
 		}{
-			{"tag of one server", []string{"rare"}, nil},
-			{"allow one server", nil, func(path, _ string) bool { return path == "/s07" }},
+			{"tag of one server", []string{"rare"}, nil, only7},
+			{"allow one server", nil, func(path, _ string) bool { return path == "/s07" }, only7},
+			{"tag of half the servers", []string{" even "}, nil, even},
 		} {
 			hits := h.nearest(qv, tc.tags, tc.allow, 10)
 			if len(hits) != 10 {
 				t.Fatalf("%s: %d hits, want 10", tc.name, len(hits))
 			}
 			for _, x := range hits {
-				if x.ServerPath != "/s07" {
+				if !tc.want(x.ServerPath) {
 					t.Fatalf("%s: hit %s:%s", tc.name, x.ServerPath, x.Tool.Name)
 				}
 			}
@@ -295,4 +307,18 @@ func TestHybridApproximateIndex(t *testing.T) {
 			t.Errorf("rebuilt index holds %d vectors, want at most %d", got, servers*toolsEach+3-200)
 		}
 	})
+}
+
+// TestFoldTag: two tags share a key exactly when strings.EqualFold says the
+// text index would match them.
+func TestFoldTag(t *testing.T) {
+	tags := []string{"GitLab", "gitlab", " gitlab ", "GITLAB", "git lab", "σ", "ς", "Σ", "K", "k", "\u212a", "ß", "SS", "straße", "STRASSE", "\xff", "\xfe", ""}
+	for _, a := range tags {
+		for _, b := range tags {
+			want := strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(b))
+			if got := foldTag(a) == foldTag(b); got != want {
+				t.Errorf("foldTag(%q) == foldTag(%q) is %v; EqualFold says %v", a, b, got, want)
+			}
+		}
+	}
 }
