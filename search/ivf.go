@@ -6,8 +6,10 @@ import (
 	"iter"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"unicode"
 )
 
@@ -309,10 +311,51 @@ func (h *Hybrid) scanIVF(ix *ivf, s *vecScan) {
 		// The similarity first, from the list's own memory: most vectors
 		// are beaten, and their refs, elsewhere in memory, are never read.
 		l := &ix.lists[c]
+		if len(l.refs) >= 2*parallelChunk && runtime.GOMAXPROCS(0) > 1 {
+			h.scanParallel(l, s)
+			continue
+		}
 		for j := range l.refs {
 			if sim := dot(s.qv, l.vecs[j*d:(j+1)*d]); !s.beaten(sim) && !l.refs[j].dead {
 				s.users(l.refs[j], sim)
 			}
+		}
+	}
+}
+
+// parallelChunk is the fewest vectors one goroutine of a parallel scan
+// takes: below, starting it costs more than it saves. A variable for tests.
+var parallelChunk = 8192
+
+// simsPool holds the similarity buffers of parallel scans.
+var simsPool = sync.Pool{New: func() any { return new([]float32) }}
+
+// scanParallel scans a large list (the exact index's one list) on every
+// core: the similarities are computed in parallel, then offered in order on
+// this goroutine, since Allow need not be safe for concurrent use.
+func (h *Hybrid) scanParallel(l *ivfList, s *vecScan) {
+	n, d := len(l.refs), len(s.qv)
+	bp := simsPool.Get().(*[]float32)
+	defer simsPool.Put(bp)
+	if cap(*bp) < n {
+		*bp = make([]float32, n)
+	}
+	sims := (*bp)[:n]
+	workers := min(runtime.GOMAXPROCS(0), n/parallelChunk)
+	per := (n + workers - 1) / workers
+	var wg sync.WaitGroup
+	for lo := 0; lo < n; lo += per {
+		hi := min(n, lo+per)
+		wg.Go(func() {
+			for j := lo; j < hi; j++ {
+				sims[j] = dot(s.qv, l.vecs[j*d:(j+1)*d])
+			}
+		})
+	}
+	wg.Wait()
+	for j, sim := range sims {
+		if !s.beaten(sim) && !l.refs[j].dead {
+			s.users(l.refs[j], sim)
 		}
 	}
 }

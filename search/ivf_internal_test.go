@@ -176,18 +176,23 @@ func indexedHybrid(t *testing.T, g *topicRegistry, opts HybridOptions) (*Hybrid,
 
 // TestHybridIndexExact: by default the index only lays the vectors out back
 // to back, in one list, and the ranking is the one of the scan through
-// every server's tools, order included.
+// every server's tools, order included, on one core or on all.
 func TestHybridIndexExact(t *testing.T) {
 	g := newTopicRegistry(7, 40, 12)
 	h, _ := indexedHybrid(t, g, HybridOptions{})
 	if k := len(h.ivf.lists); k != 1 {
 		t.Fatalf("%d lists, want 1", k)
 	}
-	for q := range 50 {
-		qv := wordsModel{dim: 128}.vector(g.phrase(g.topics[q%len(g.topics)], 3))
-		want, got := hitKeys(exactNearest(h, qv, nil, nil, 10)), hitKeys(h.nearest(qv, nil, nil, 10))
-		if strings.Join(got, ",") != strings.Join(want, ",") {
-			t.Fatalf("query %d: index ranks %v, the scan of every server %v", q, got, want)
+	for _, chunk := range []int{parallelChunk, 256} { // 256: the list is scanned on every core
+		defer func(c int) { parallelChunk = c }(parallelChunk)
+		parallelChunk = chunk
+		for q := range 50 {
+			qv := wordsModel{dim: 128}.vector(g.phrase(g.topics[q%len(g.topics)], 3))
+			tags := []string{"even"}[:q%2] // every other query filtered
+			want, got := hitKeys(exactNearest(h, qv, tags, nil, 10)), hitKeys(h.nearest(qv, tags, nil, 10))
+			if strings.Join(got, ",") != strings.Join(want, ",") {
+				t.Fatalf("chunk %d, query %d: index ranks %v, the scan of every server %v", chunk, q, got, want)
+			}
 		}
 	}
 }
