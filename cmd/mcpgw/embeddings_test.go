@@ -32,7 +32,9 @@ func TestEmbeddingsSettings(t *testing.T) {
 				return c.EmbeddingsModel == "m" && c.EmbeddingsAPIKeyEnv == "MCPGW_EMBED_KEY"
 			}},
 		{name: "file", yaml: "embeddings_url: https://llm.internal/v1\nembeddings_model: text-embedding-3-small\nembeddings_probe_percent: 10\n",
-			want: func(c serveConfig) bool { return c.EmbeddingsURL == "https://llm.internal/v1" && c.EmbeddingsProbePct == 10 }},
+			want: func(c serveConfig) bool {
+				return c.EmbeddingsURL == "https://llm.internal/v1" && c.EmbeddingsProbePct == 10
+			}},
 		{name: "probe percent out of range", args: []string{"--embeddings-url", "http://127.0.0.1:1/v1/embeddings", "--embeddings-model", "m",
 			"--embeddings-probe-percent", "101"},
 			errs: []string{"embeddings_probe_percent: 101 is not between 1 and 100"}},
