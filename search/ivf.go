@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 )
 
@@ -200,10 +201,13 @@ func (h *Hybrid) maybeIndex(ctx context.Context) {
 		return
 	}
 	h.ivfGen++
+	start := time.Now()
 	nx := buildIVF(ctx, refs, vecs, dims, h.ivfGen, h.probe < 1)
 	if nx == nil {
 		return
 	}
+	h.log.Info().Int("vectors", nx.size).Int("lists", len(nx.lists)).Dur("duration", time.Since(start)).
+		Msg("finder: vector index built")
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	dead := 0

@@ -80,6 +80,8 @@ func addFinderMetrics(m *gateway.Metrics, f finderService) {
 	}
 	m.GaugeFunc("mcpgw_finder_embeddings_pending", "Tool texts waiting to be embedded for the finder's hybrid ranking.",
 		func() float64 { return float64(h.Stats().Pending) })
+	m.GaugeFunc("mcpgw_finder_vectors_indexed", "Tool vectors in the finder's vector index (0 below 10,000 or while it is first built).",
+		func() float64 { return float64(h.Stats().Indexed) })
 }
 
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
