@@ -18,10 +18,11 @@ import (
 // through each server's tools, the vectors lie all over the heap, and the
 // scan costs about 200 ms at 100,000 vectors of 384 dimensions on a 2-core
 // machine, most of it waiting for memory. From HybridOptions.IndexFrom
-// distinct vectors on they are kept in an index instead, copied back to
-// back so that the scan streams through memory (2.5 times faster, same
-// results); vectors embedded since the index was built are scanned
-// apart, and it is rebuilt once a tenth of it has changed.
+// distinct vectors on they are also kept in an index, copied back to back
+// so that the scan streams through memory, on every core (about five times
+// faster, the same results; BENCHMARKS.md). Vectors embedded since the
+// index was built are scanned apart, and it is rebuilt in the background
+// once a tenth of it has changed.
 //
 // With HybridOptions.ApproxProbe below 1 the index is an inverted file
 // (IVF): spherical k-means groups the vectors in about √n/2 lists, and a
@@ -46,8 +47,9 @@ const (
 	ivfStale = 10
 )
 
-// ivf is one build of the approximate index. It is never changed after
-// install, except that its refs may be marked dead.
+// ivf is one build of the vector index: one list, or the lists of the
+// approximate index. It is never changed after install, except that its
+// refs may be marked dead.
 type ivf struct {
 	gen       int
 	dims      int
