@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -116,11 +117,25 @@ func (g *Gateway) toolInvoke(ctx context.Context, req mcp.CallToolRequest) (*mcp
 	defer cancel()
 	start := time.Now()
 	onProgress, progressDone := progressForwarder(cctx, req)
-	res, err := g.invoker.CallTool(cctx, s, egressHeaders(ctx, s), tool, arguments, onProgress)
+	// The result goes back as the upstream wrote it: decoded by mcp-go and
+	// encoded again it would lose what mcp-go does not know.
+	var raw upstream.RawResult
+	res, err := g.invoker.CallTool(upstream.WithRawResult(cctx, &raw), s, egressHeaders(ctx, s), tool, arguments, onProgress)
 	d := time.Since(start)
 	progressDone.wait(ctx)
 	if err == nil {
 		lg.Info().Bool("is_error", res.IsError).Dur("duration", d).Msg("invoke_tool")
+		if raw.JSON != nil {
+			if info := server.RequestProtocolInfoFromContext(ctx); info != nil && info.Modern && raw.ResultType == "" {
+				// From 2026-07-28 on a result must say its type; an
+				// older upstream's does not.
+				raw.JSON = withMember(raw.JSON, `"resultType":"complete"`)
+			}
+			if in := resultInPlace(ctx, raw.JSON); in != nil {
+				return in, nil
+			}
+			return mcp.ParseCallToolResult((*json.RawMessage)(&raw.JSON)) // outside a meta request
+		}
 		return res, nil
 	}
 	var te *transport.Error
@@ -435,4 +450,21 @@ func (e *kindedError) Unwrap() error { return e.kind }
 
 func kinded(kind error, format string, args ...any) error {
 	return &kindedError{msg: fmt.Sprintf(format, args...), kind: kind}
+}
+
+// withMember returns the JSON object obj with member (`"name":value`) added
+// first.
+func withMember(obj []byte, member string) []byte {
+	i := bytes.IndexByte(obj, '{')
+	if i < 0 {
+		return obj
+	}
+	rest := bytes.TrimLeft(obj[i+1:], " \t\r\n")
+	out := make([]byte, 0, len(obj)+len(member)+1)
+	out = append(out, obj[:i+1]...)
+	out = append(out, member...)
+	if len(rest) > 0 && rest[0] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, obj[i+1:]...)
 }

@@ -312,12 +312,35 @@ func TestInvokeToolLastProgressNotLost(t *testing.T) {
 	}
 }
 
-// burstUpstream is a minimal MCP server (session-based streamable HTTP,
-// written by hand) whose tools/call answers with one SSE write: a progress
-// notification per step, then the result at once. (mcp-go's own server can
-// drop notifications queued just before a handler returns, so it cannot be
-// the upstream of a test that counts them.)
+// burstUpstream is a minimal MCP server whose tools/call answers with one
+// SSE write: a progress notification per step, then the result at once.
+// (mcp-go's own server can drop notifications queued just before a handler
+// returns, so it cannot be the upstream of a test that counts them.)
 func burstUpstream(t *testing.T) string {
+	return handUpstream(t, func(w http.ResponseWriter, call handCall) {
+		steps, _ := call.Arguments["steps"].(float64)
+		tok, _ := json.Marshal(call.ProgressToken)
+		var b strings.Builder
+		for k := 1; k <= int(steps) && call.ProgressToken != nil; k++ {
+			fmt.Fprintf(&b, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":%s,\"progress\":%d,\"total\":%d}}\n\n", tok, k, int(steps))
+		}
+		fmt.Fprintf(&b, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"done\"}]}}\n\n", call.ID)
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, b.String())
+	})
+}
+
+// handCall is a tools/call as handUpstream passes it on.
+type handCall struct {
+	ID            json.RawMessage
+	Arguments     map[string]any
+	ProgressToken any
+}
+
+// handUpstream is a minimal MCP server (session-based streamable HTTP,
+// protocol 2025-06-18, written by hand) that answers tools/call with
+// onCall, so that a test controls every byte of the answer.
+func handUpstream(t *testing.T, onCall func(w http.ResponseWriter, call handCall)) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -341,18 +364,10 @@ func burstUpstream(t *testing.T) string {
 		switch msg.Method {
 		case "initialize":
 			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Mcp-Session-Id", "burst-1")
-			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"burst","version":"1"}}}`, msg.ID)
+			w.Header().Set("Mcp-Session-Id", "hand-1")
+			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"hand","version":"1"}}}`, msg.ID)
 		case "tools/call":
-			steps, _ := msg.Params.Arguments["steps"].(float64)
-			tok, _ := json.Marshal(msg.Params.Meta.ProgressToken)
-			var b strings.Builder
-			for k := 1; k <= int(steps) && msg.Params.Meta.ProgressToken != nil; k++ {
-				fmt.Fprintf(&b, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":%s,\"progress\":%d,\"total\":%d}}\n\n", tok, k, int(steps))
-			}
-			fmt.Fprintf(&b, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"done\"}]}}\n\n", msg.ID)
-			w.Header().Set("Content-Type", "text/event-stream")
-			_, _ = io.WriteString(w, b.String())
+			onCall(w, handCall{ID: msg.ID, Arguments: msg.Params.Arguments, ProgressToken: msg.Params.Meta.ProgressToken})
 		case "":
 			w.WriteHeader(http.StatusBadRequest)
 		default:

@@ -38,7 +38,14 @@ const payloadTokenLen = len(payloadPrefix) + 32 + 1
 // quoted placeholder.
 type payloads struct {
 	mu sync.Mutex
-	m  map[string][]byte
+	m  map[string]payload
+}
+
+// payload is what replaces a placeholder: b, and for a whole result (see
+// resultInPlace) also the bytes around the placeholder that encode the
+// stand-in result, before and after.
+type payload struct {
+	b, before, after []byte
 }
 
 type payloadsKey struct{}
@@ -50,27 +57,64 @@ func withPayloads(ctx context.Context, p *payloads) context.Context {
 // add keeps b to be written in place of the placeholder it returns (quoted,
 // as it appears in the encoded response).
 func (p *payloads) add(b []byte) string {
-	var id [16]byte
-	_, _ = rand.Read(id[:])
-	token := payloadPrefix + hex.EncodeToString(id[:]) + `"`
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.m == nil {
-		p.m = map[string][]byte{}
-	}
-	p.m[token] = b
+	token := newPlaceholder()
+	p.put(token, payload{b: b})
 	return token
 }
 
-// take removes and returns the payload of token.
-func (p *payloads) take(token []byte) ([]byte, bool) {
+// newPlaceholder returns a fresh placeholder, quoted.
+func newPlaceholder() string {
+	var id [16]byte
+	_, _ = rand.Read(id[:])
+	return payloadPrefix + hex.EncodeToString(id[:]) + `"`
+}
+
+func (p *payloads) put(token string, pl payload) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	b, ok := p.m[string(token)]
+	if p.m == nil {
+		p.m = map[string]payload{}
+	}
+	p.m[token] = pl
+}
+
+// resultInPlace returns the stand-in for a tool result already encoded
+// (raw, an upstream's result for invoke_tool): a result holding a
+// placeholder, which the meta response writer replaces, with the stand-in's
+// own encoding around it, by raw. So the caller gets the upstream's bytes,
+// none of them decoded and encoded again. It returns nil when ctx is not a
+// meta request's.
+func resultInPlace(ctx context.Context, raw []byte) *mcp.CallToolResult {
+	p, _ := ctx.Value(payloadsKey{}).(*payloads)
+	if p == nil {
+		return nil
+	}
+	token := newPlaceholder()
+	res := mcp.NewToolResultText(token[1 : len(token)-1])
+	// For a 2026-07-28 caller, mcp-go's server stamps a result with a
+	// resultType and its server's identity unless it has them: given both,
+	// the stand-in is encoded the same for every caller.
+	res.ResultType = mcp.ResultTypeComplete
+	res.Meta = &mcp.Meta{}
+	res.Meta.SetServerInfo(mcp.Implementation{Name: "mcpgw"})
+	enc, err := json.Marshal(res)
+	i := bytes.Index(enc, []byte(token))
+	if err != nil || i < 0 {
+		return nil
+	}
+	p.put(token, payload{b: raw, before: enc[:i], after: enc[i+len(token):]})
+	return res
+}
+
+// take removes and returns the payload of token.
+func (p *payloads) take(token []byte) (payload, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pl, ok := p.m[string(token)]
 	if ok {
 		delete(p.m, string(token))
 	}
-	return b, ok
+	return pl, ok
 }
 
 func (p *payloads) pending() bool {
@@ -174,7 +218,7 @@ func (w *metaWriter) Write(b []byte) (int, error) {
 		if i < 0 || len(b)-i < payloadTokenLen {
 			break
 		}
-		payload, ok := w.p.take(b[i : i+payloadTokenLen])
+		pl, ok := w.p.take(b[i : i+payloadTokenLen])
 		if !ok {
 			// Not one of ours: write through its prefix and look on.
 			if _, err := w.ResponseWriter.Write(b[:i+len(payloadPrefix)]); err != nil {
@@ -183,13 +227,26 @@ func (w *metaWriter) Write(b []byte) (int, error) {
 			b = b[i+len(payloadPrefix):]
 			continue
 		}
-		if _, err := w.ResponseWriter.Write(b[:i]); err != nil {
+		start, end := i, i+payloadTokenLen
+		if pl.before != nil || pl.after != nil {
+			// A whole result: the stand-in's encoding around the
+			// placeholder goes too. mcp-go encodes the stand-in as
+			// resultInPlace did, so it is there; should it not be, the
+			// caller gets the stand-in with this text instead of garbled
+			// JSON.
+			start, end = i-len(pl.before), end+len(pl.after)
+			if start < 0 || end > len(b) || !bytes.Equal(b[start:i], pl.before) || !bytes.Equal(b[i+payloadTokenLen:end], pl.after) {
+				start, end = i, i+payloadTokenLen
+				pl.b = []byte(`"mcpgw: the upstream's result could not be written in place; please report this"`)
+			}
+		}
+		if _, err := w.ResponseWriter.Write(b[:start]); err != nil {
 			return 0, err
 		}
-		if _, err := w.ResponseWriter.Write(payload); err != nil {
+		if _, err := w.ResponseWriter.Write(pl.b); err != nil {
 			return 0, err
 		}
-		b = b[i+payloadTokenLen:]
+		b = b[end:]
 	}
 	if _, err := w.ResponseWriter.Write(b); err != nil {
 		return 0, err

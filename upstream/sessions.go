@@ -186,6 +186,9 @@ var ErrPoolClosed = errors.New("upstream: session pool is closed")
 // session is re-initialized and the call sent once more: the upstream did
 // not run it.
 //
+// With a RawResult in ctx (WithRawResult), the result is kept there as the
+// upstream sent it, and the returned one holds only its isError.
+//
 // With onProgress, the call asks the upstream for progress under a token of
 // its own, unique in the pool (several calls share one upstream session, and
 // their callers' tokens may collide), and hands each progress notification
@@ -371,16 +374,24 @@ func (s *session) retire() {
 func (p *Sessions) connect(ctx context.Context, s *registry.Server, headers map[string]string, notify func(mcp.JSONRPCNotification)) (*client.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.ConnectTimeout)
 	defer cancel()
-	var cl *client.Client
-	var err error
+	// The transports keep tools/call results for callers that want them
+	// byte for byte (see RawResult).
+	var tr transport.Interface
 	if len(s.SupportedTransports) == 1 && s.SupportedTransports[0] == registry.TransportSSE {
-		cl, err = client.NewSSEMCPClient(Endpoint(s), transport.WithHeaders(headers), transport.WithHTTPClient(p.hc))
+		t, err := transport.NewSSE(Endpoint(s), transport.WithHeaders(headers), transport.WithHTTPClient(p.hc))
+		if err != nil {
+			return nil, fmt.Errorf("upstream: connect %s: %w", s.Path, err)
+		}
+		tr = keepingSSE{t}
 	} else {
-		cl, err = client.NewStreamableHttpClient(Endpoint(s), transport.WithHTTPHeaders(headers), transport.WithHTTPBasicClient(p.hc))
+		t, err := transport.NewStreamableHTTP(Endpoint(s), transport.WithHTTPHeaders(headers), transport.WithHTTPBasicClient(p.hc))
+		if err != nil {
+			return nil, fmt.Errorf("upstream: connect %s: %w", s.Path, err)
+		}
+		tr = keepingStreamable{t}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("upstream: connect %s: %w", s.Path, err)
-	}
+	cl := client.NewClient(tr)
+	var err error
 	cl.OnNotification(notify)
 	started := make(chan error, 1)
 	go func() { started <- cl.Start(p.base) }()

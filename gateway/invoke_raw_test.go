@@ -1,0 +1,60 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+// TestInvokeToolResultUnchanged: invoke_tool hands back the upstream's
+// result byte for byte (SPEC: "the upstream's CallToolResult, unchanged"):
+// members MCP does not define, a content type mcp-go does not know, a
+// resource link without description, member order and spacing. A
+// 2026-07-28 caller gets a resultType added, which such a result must
+// have and this 2025-06-18 upstream's lacks; nothing else changes.
+func TestInvokeToolResultUnchanged(t *testing.T) {
+	const result = `{"zeta":{"kept":true}, "content":[{"type":"future-kind","payload":"x"},{"type":"resource_link","uri":"file:///a","name":"a"}],"isError":false,"_meta":{"vendor.example/trace":"t1"}}`
+	e := newEnv(t, Options{})
+	e.register(t, map[string]any{"server_name": "hand", "path": "/hand", "proxy_pass_url": handUpstream(t, func(w http.ResponseWriter, call handCall) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":%s}`, call.ID, result)
+	})})
+	hdr := map[string]string{"Authorization": "Bearer " + e.admin}
+	for _, tc := range []struct {
+		name    string
+		version string // of the caller; "" is the stateless 2026-07-28
+		want    string
+	}{
+		{"session-based caller", "2025-06-18", result},
+		{"stateless caller", "", `{"resultType":"complete",` + result[1:]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := connect(t, e.srv.URL+"/mcpgw/mcp", hdr, tc.version)
+			params := map[string]any{"name": "invoke_tool", "arguments": map[string]any{"service_path": "/hand", "tool_name": "anything"}}
+			var header http.Header
+			if tc.version == "" { // what mcp-go's client adds to a 2026-07-28 request
+				params["_meta"] = map[string]any{mcp.MetaKeyProtocolVersion: "2026-07-28", mcp.MetaKeyClientCapabilities: map[string]any{}}
+				header = http.Header{"Mcp-Method": {"tools/call"}, "Mcp-Name": {"invoke_tool"}}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			// Through the caller's transport: mcp-go's client would decode
+			// the result, and fail on the unknown content type.
+			resp, err := c.GetTransport().SendRequest(ctx, transport.JSONRPCRequest{JSONRPC: "2.0", ID: mcp.NewRequestId(int64(1000)), Method: "tools/call", Params: params, Header: header})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Error != nil {
+				t.Fatalf("JSON-RPC error %+v", resp.Error)
+			}
+			if got := string(resp.Result); got != tc.want {
+				t.Errorf("result\n%s\nwant\n%s", got, tc.want)
+			}
+		})
+	}
+}
