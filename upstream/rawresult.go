@@ -55,7 +55,7 @@ func keepResult(ctx context.Context, req transport.JSONRPCRequest, resp *transpo
 	if json.Unmarshal(resp.Result, &probe) != nil || probe.ResultType == mcp.ResultTypeInputRequired {
 		return // not an object of the expected shape: the client reports it
 	}
-	r.JSON, r.ResultType = append(json.RawMessage(nil), resp.Result...), probe.ResultType
+	r.JSON, r.ResultType = resp.Result, probe.ResultType // the transport decoded it into bytes of its own
 	resp.Result = keptResult
 	if probe.IsError {
 		resp.Result = keptErrorResult
