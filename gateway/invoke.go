@@ -131,6 +131,15 @@ func (g *Gateway) toolInvoke(ctx context.Context, req mcp.CallToolRequest) (*mcp
 				// older upstream's does not.
 				raw.JSON = withMember(raw.JSON, `"resultType":"complete"`)
 			}
+			if bytes.ContainsAny(raw.JSON, "\r\n") {
+				// Line breaks between JSON tokens would end the line of
+				// an event-stream answer; dropping the spacing changes
+				// no value.
+				var b bytes.Buffer
+				if json.Compact(&b, raw.JSON) == nil {
+					raw.JSON = b.Bytes()
+				}
+			}
 			if in := resultInPlace(ctx, raw.JSON); in != nil {
 				return in, nil
 			}

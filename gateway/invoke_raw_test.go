@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,23 +21,40 @@ import (
 // have and this 2025-06-18 upstream's lacks; nothing else changes.
 func TestInvokeToolResultUnchanged(t *testing.T) {
 	const result = `{"zeta":{"kept":true}, "content":[{"type":"future-kind","payload":"x"},{"type":"resource_link","uri":"file:///a","name":"a"}],"isError":false,"_meta":{"vendor.example/trace":"t1"}}`
+	// The same result with line breaks, sent after a progress notification
+	// when the caller asks for progress: the gateway's answer is then an
+	// event stream, where a line break would cut the event.
+	const pretty = "{\n  \"zeta\": {\"kept\": true},\n  \"content\": [{\"type\": \"future-kind\", \"payload\": \"x\"}]\n}"
 	e := newEnv(t, Options{})
 	e.register(t, map[string]any{"server_name": "hand", "path": "/hand", "proxy_pass_url": handUpstream(t, func(w http.ResponseWriter, call handCall) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":%s}`, call.ID, result)
+		if call.ProgressToken == nil {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":%s}`, call.ID, result)
+			return
+		}
+		tok, _ := json.Marshal(call.ProgressToken)
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":%s,\"progress\":1}}\n\n", tok)
+		fmt.Fprintf(w, "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":%s}\n\n", call.ID, strings.ReplaceAll(pretty, "\n", "\ndata: "))
 	})})
 	hdr := map[string]string{"Authorization": "Bearer " + e.admin}
 	for _, tc := range []struct {
-		name    string
-		version string // of the caller; "" is the stateless 2026-07-28
-		want    string
+		name     string
+		version  string // of the caller; "" is the stateless 2026-07-28
+		progress bool
+		want     string
 	}{
-		{"session-based caller", "2025-06-18", result},
-		{"stateless caller", "", `{"resultType":"complete",` + result[1:]},
+		{"session-based caller", "2025-06-18", false, result},
+		{"stateless caller", "", false, `{"resultType":"complete",` + result[1:]},
+		{"answer as an event stream, result with line breaks", "2025-06-18", true,
+			`{"zeta":{"kept":true},"content":[{"type":"future-kind","payload":"x"}]}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := connect(t, e.srv.URL+"/mcpgw/mcp", hdr, tc.version)
 			params := map[string]any{"name": "invoke_tool", "arguments": map[string]any{"service_path": "/hand", "tool_name": "anything"}}
+			if tc.progress {
+				params["_meta"] = map[string]any{"progressToken": "p1"}
+			}
 			var header http.Header
 			if tc.version == "" { // what mcp-go's client adds to a 2026-07-28 request
 				params["_meta"] = map[string]any{mcp.MetaKeyProtocolVersion: "2026-07-28", mcp.MetaKeyClientCapabilities: map[string]any{}}
