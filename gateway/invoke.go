@@ -126,24 +126,7 @@ func (g *Gateway) toolInvoke(ctx context.Context, req mcp.CallToolRequest) (*mcp
 	if err == nil {
 		lg.Info().Bool("is_error", res.IsError).Dur("duration", d).Msg("invoke_tool")
 		if raw.JSON != nil {
-			if info := server.RequestProtocolInfoFromContext(ctx); info != nil && info.Modern && raw.ResultType == "" {
-				// From 2026-07-28 on a result must say its type; an
-				// older upstream's does not.
-				raw.JSON = withMember(raw.JSON, `"resultType":"complete"`)
-			}
-			if bytes.ContainsAny(raw.JSON, "\r\n") {
-				// Line breaks between JSON tokens would end the line of
-				// an event-stream answer; dropping the spacing changes
-				// no value.
-				var b bytes.Buffer
-				if json.Compact(&b, raw.JSON) == nil {
-					raw.JSON = b.Bytes()
-				}
-			}
-			if in := resultInPlace(ctx, raw.JSON); in != nil {
-				return in, nil
-			}
-			return mcp.ParseCallToolResult((*json.RawMessage)(&raw.JSON)) // outside a meta request
+			return upstreamResult(ctx, raw)
 		}
 		return res, nil
 	}
@@ -459,6 +442,30 @@ func (e *kindedError) Unwrap() error { return e.kind }
 
 func kinded(kind error, format string, args ...any) error {
 	return &kindedError{msg: fmt.Sprintf(format, args...), kind: kind}
+}
+
+// upstreamResult is what invoke_tool returns for raw, the upstream's result
+// as it sent it: those bytes, written in place of a stand-in by the meta
+// response writer.
+func upstreamResult(ctx context.Context, raw upstream.RawResult) (*mcp.CallToolResult, error) {
+	b := raw.JSON
+	if info := server.RequestProtocolInfoFromContext(ctx); info != nil && info.Modern && raw.ResultType == "" {
+		// From 2026-07-28 on a result must say its type; an older
+		// upstream's does not.
+		b = withMember(b, `"resultType":"complete"`)
+	}
+	if bytes.ContainsAny(b, "\r\n") {
+		// Line breaks between JSON tokens would end the line of an
+		// event-stream answer; dropping the spacing changes no value.
+		var c bytes.Buffer
+		if json.Compact(&c, b) == nil {
+			b = c.Bytes()
+		}
+	}
+	if in := resultInPlace(ctx, b); in != nil {
+		return in, nil
+	}
+	return mcp.ParseCallToolResult((*json.RawMessage)(&b)) // outside a meta request
 }
 
 // withMember returns the JSON object obj with member (`"name":value`) added
