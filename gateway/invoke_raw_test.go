@@ -77,3 +77,17 @@ func TestInvokeToolResultUnchanged(t *testing.T) {
 		})
 	}
 }
+
+func TestWithMember(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{}`, `{"m":1}`},
+		{`{ }`, `{"m":1 }`},
+		{`{"a":1}`, `{"m":1,"a":1}`},
+		{`{ "a":1}`, `{"m":1, "a":1}`},
+		{`[1]`, `[1]`}, // not an object: left alone
+	} {
+		if got := string(withMember([]byte(tc.in), `"m":1`)); got != tc.want {
+			t.Errorf("withMember(%s) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 
@@ -52,7 +53,9 @@ func keepResult(ctx context.Context, req transport.JSONRPCRequest, resp *transpo
 		ResultType mcp.ResultType `json:"resultType"`
 		IsError    bool           `json:"isError"`
 	}
-	if json.Unmarshal(resp.Result, &probe) != nil || probe.ResultType == mcp.ResultTypeInputRequired {
+	// Unmarshal accepts null for a struct: only an object is kept.
+	if body := bytes.TrimLeft(resp.Result, " \t\r\n"); len(body) == 0 || body[0] != '{' ||
+		json.Unmarshal(resp.Result, &probe) != nil || probe.ResultType == mcp.ResultTypeInputRequired {
 		return // not an object of the expected shape: the client reports it
 	}
 	r.JSON, r.ResultType = resp.Result, probe.ResultType // the transport decoded it into bytes of its own
