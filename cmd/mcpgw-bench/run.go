@@ -265,14 +265,18 @@ func (e *env) hammer(ctx context.Context, s side, n int, d time.Duration) (ok, b
 	return okN.Load(), badN.Load(), nil
 }
 
-// invoke: invoke_tool through /mcpgw/mcp against a direct call.
+// invoke: invoke_tool through /mcpgw/mcp against a direct call, with the
+// echo's short answer and with a 64 KiB one (where passing the upstream's
+// result on as bytes, not decoded and encoded again, shows).
 func (e *env) invoke(ctx context.Context, r *results) error {
 	meta := &mcpConn{url: "http://" + e.gw.addr + "/mcpgw/mcp", hc: e.hc}
 	if err := meta.init(ctx); err != nil {
 		return err
 	}
-	args := `{"service_path":"/bench","tool_name":"echo","arguments":{"message":"hello"}}`
-	if err := meta.callTool(ctx, "invoke_tool", args, "Echo: hello"); err != nil {
+	invokeArgs := func(msg string) string {
+		return fmt.Sprintf(`{"service_path":"/bench","tool_name":"echo","arguments":{"message":%q}}`, msg)
+	}
+	if err := meta.callTool(ctx, "invoke_tool", invokeArgs("hello"), "Echo: hello"); err != nil {
 		r.value("one-URL invoke_tool", "skipped", "", 0, "invoke_tool not available: "+firstLine(err.Error()))
 		return nil
 	}
@@ -280,23 +284,30 @@ func (e *env) invoke(ctx context.Context, r *results) error {
 	if err != nil {
 		return err
 	}
-	var d, g durations
-	errs := 0
-	calls := e.cfg.calls / 5
-	for n := 0; n < calls; n++ {
-		t0 := time.Now()
-		if err := direct.echo(ctx); err == nil {
-			d = append(d, time.Since(t0))
+	for _, size := range []int{0, 64 << 10} {
+		msg, label := "hello", "invoke_tool"
+		if size > 0 {
+			msg, label = strings.Repeat("x", size), "invoke_tool, 64 KiB result"
 		}
-		t0 = time.Now()
-		if err := meta.callTool(ctx, "invoke_tool", args, "Echo: hello"); err != nil {
-			errs++
-			continue
+		want := "Echo: " + msg[:min(len(msg), 32)]
+		var d, g durations
+		errs := 0
+		calls := e.cfg.calls / 5
+		for n := 0; n < calls; n++ {
+			t0 := time.Now()
+			if err := direct.callTool(ctx, "echo", fmt.Sprintf(`{"message":%q}`, msg), want); err == nil {
+				d = append(d, time.Since(t0))
+			}
+			t0 = time.Now()
+			if err := meta.callTool(ctx, "invoke_tool", invokeArgs(msg), want); err != nil {
+				errs++
+				continue
+			}
+			g = append(g, time.Since(t0))
 		}
-		g = append(g, time.Since(t0))
+		r.compare("one-URL invoke_tool", label+" p50", "µs", us(g.pct(50)), "direct", us(d.pct(50)), errs)
+		r.compare("one-URL invoke_tool", label+" p99", "µs", us(g.pct(99)), "direct", us(d.pct(99)), 0)
 	}
-	r.compare("one-URL invoke_tool", "invoke_tool p50", "µs", us(g.pct(50)), "direct", us(d.pct(50)), errs)
-	r.compare("one-URL invoke_tool", "invoke_tool p99", "µs", us(g.pct(99)), "direct", us(d.pct(99)), 0)
 	return nil
 }
 
