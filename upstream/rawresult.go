@@ -73,16 +73,18 @@ type keepingStreamable struct{ *transport.StreamableHTTP }
 
 func (t keepingStreamable) SendRequest(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
 	resp, err := t.StreamableHTTP.SendRequest(ctx, req)
-	if err == nil {
-		keepResult(ctx, req, resp)
-	}
-	return resp, err
+	return kept(ctx, req, resp, err)
 }
 
 type keepingSSE struct{ *transport.SSE }
 
 func (t keepingSSE) SendRequest(ctx context.Context, req transport.JSONRPCRequest) (*transport.JSONRPCResponse, error) {
 	resp, err := t.SSE.SendRequest(ctx, req)
+	return kept(ctx, req, resp, err)
+}
+
+// kept is a transport's answer to req after keepResult.
+func kept(ctx context.Context, req transport.JSONRPCRequest, resp *transport.JSONRPCResponse, err error) (*transport.JSONRPCResponse, error) {
 	if err == nil {
 		keepResult(ctx, req, resp)
 	}
