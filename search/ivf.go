@@ -140,7 +140,10 @@ func buildIVF(ctx context.Context, refs []*vecRef, vecs [][]float32, dims, gen i
 		if i%1024 == 0 && ctx.Err() != nil {
 			return nil
 		}
-		c := closest(cent, dims, v)
+		c := 0
+		if k > 1 {
+			c = closest(cent, dims, v)
+		}
 		assign[i] = int32(c)
 		size[c]++
 	}
