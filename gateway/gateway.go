@@ -247,8 +247,10 @@ func relayKey(p string) (string, bool) {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rid := incomingRequestID(r.Header.Get("X-Request-Id"))
-	w.Header().Set("X-Request-Id", rid)
-	lg := g.log.With().Str("request_id", rid).Logger()
+	w.Header()["X-Request-Id"] = []string{rid} // canonical already
+	// A hook, not With(): With copies the logger's context into a new
+	// 500-byte buffer on every request, most of which log nothing.
+	lg := g.log.Hook(requestIDHook(rid))
 	ri := &reqInfo{}
 	ctx := context.WithValue(lg.WithContext(r.Context()), requestIDKey{}, rid)
 	ctx = context.WithValue(ctx, reqInfoKey{}, ri)
@@ -454,6 +456,11 @@ func requestID(ctx context.Context) string {
 }
 
 func logFrom(ctx context.Context) *zerolog.Logger { return zerolog.Ctx(ctx) }
+
+// requestIDHook adds the request id to each event of a request's logger.
+type requestIDHook string
+
+func (h requestIDHook) Run(e *zerolog.Event, _ zerolog.Level, _ string) { e.Str("request_id", string(h)) }
 
 // incomingRequestID keeps a caller's X-Request-Id when it is short and
 // plain, so ids correlate across hops without letting callers inject text

@@ -45,7 +45,7 @@ type fixture struct {
 	deps  Deps
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	f := &fixture{ctx: context.Background(), dir: t.TempDir()}
 	store, err := sqlite.Open(f.ctx, f.dir+"/mcpgw.db")
@@ -96,7 +96,7 @@ func (f *fixture) withFinder(t *testing.T) *search.Index {
 
 // serve builds the gateway from f.deps, loads its routes and serves it with
 // httptest on 127.0.0.1. tweak, when set, runs before the routes load.
-func (f *fixture) serve(t *testing.T, opts Options, tweak func(*Gateway)) *testEnv {
+func (f *fixture) serve(t testing.TB, opts Options, tweak func(*Gateway)) *testEnv {
 	t.Helper()
 	gw, err := New(opts, f.deps)
 	if err != nil {
@@ -114,7 +114,7 @@ func (f *fixture) serve(t *testing.T, opts Options, tweak func(*Gateway)) *testE
 
 // newEnv is the plain test gateway: local mode, no finder, no checker, its
 // log kept in env.logs.
-func newEnv(t *testing.T, opts Options) *testEnv {
+func newEnv(t testing.TB, opts Options) *testEnv {
 	t.Helper()
 	f := newFixture(t)
 	logs := &bytes.Buffer{}
@@ -125,7 +125,7 @@ func newEnv(t *testing.T, opts Options) *testEnv {
 }
 
 // register stores doc through the registry service, as every surface does.
-func (e *testEnv) register(t *testing.T, doc map[string]any) *registry.Server {
+func (e *testEnv) register(t testing.TB, doc map[string]any) *registry.Server {
 	t.Helper()
 	b, _ := json.Marshal(doc)
 	s, _, err := e.reg.Register(context.Background(), b, false)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -91,7 +92,28 @@ type Metrics struct {
 	authDecisions  *prometheus.CounterVec
 	finderQueries  prometheus.Counter
 	state          *stateCollector
+
+	// Children of the vectors by label values, looked up once: every
+	// request counts in two or three series, and client_golang hashes the
+	// label values byte by byte on each lookup.
+	series   sync.Map // seriesKey → *reqSeries
+	tools    sync.Map // toolKey → prometheus.Counter
+	authByID map[string]prometheus.Counter
 }
+
+type seriesKey struct {
+	server, method string
+	code           int
+}
+
+// reqSeries are the request counter and duration histogram of one server,
+// method and status code.
+type reqSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+type toolKey struct{ server, tool, outcome string }
 
 // NewMetrics returns the gateway metrics with Go runtime and process
 // metrics registered.
@@ -133,8 +155,9 @@ func NewMetrics() *Metrics {
 	)
 	// The results are a fixed set: start them at zero so that rate() and
 	// the dashboard work before the first denial.
+	m.authByID = map[string]prometheus.Counter{}
 	for _, r := range []string{authAllowed, authDenied, authUnauthenticated, authInvalidToken} {
-		m.authDecisions.WithLabelValues(r)
+		m.authByID[r] = m.authDecisions.WithLabelValues(r)
 	}
 	return m
 }
@@ -326,16 +349,17 @@ func (ri *reqInfo) toolLabel() string {
 // observe counts one finished request.
 func (m *Metrics) observe(ri *reqInfo, status int, d time.Duration) {
 	if ri.authn {
-		m.authDecisions.WithLabelValues(authResult(ri, status)).Inc()
+		m.authByID[authResult(ri, status)].Inc()
 	}
 	if ri.surface == "" {
 		return
 	}
 	server, method := ri.serverLabel(), ri.methodLabel()
-	m.requests.WithLabelValues(server, method, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(server, method).Observe(d.Seconds())
+	s := m.seriesOf(server, method, status)
+	s.requests.Inc()
+	s.duration.Observe(d.Seconds())
 	if ri.method == "tools/call" && ri.surface != surfaceUnknown {
-		m.toolCalls.WithLabelValues(server, ri.toolLabel(), toolOutcome(ri, status)).Inc()
+		m.toolCounter(server, ri.toolLabel(), toolOutcome(ri, status)).Inc()
 	}
 	if ri.surface == surfaceMeta && ri.tool == "intelligent_tool_finder" && ri.method == "tools/call" {
 		m.finderQueries.Inc()
@@ -345,6 +369,28 @@ func (m *Metrics) observe(ri *reqInfo, status int, d time.Duration) {
 			m.upstreamErrors.WithLabelValues(server, kind).Inc()
 		}
 	}
+}
+
+func (m *Metrics) seriesOf(server, method string, code int) *reqSeries {
+	k := seriesKey{server, method, code}
+	if s, ok := m.series.Load(k); ok {
+		return s.(*reqSeries)
+	}
+	s := &reqSeries{
+		requests: m.requests.WithLabelValues(server, method, strconv.Itoa(code)),
+		duration: m.duration.WithLabelValues(server, method),
+	}
+	v, _ := m.series.LoadOrStore(k, s)
+	return v.(*reqSeries)
+}
+
+func (m *Metrics) toolCounter(server, tool, outcome string) prometheus.Counter {
+	k := toolKey{server, tool, outcome}
+	if c, ok := m.tools.Load(k); ok {
+		return c.(prometheus.Counter)
+	}
+	v, _ := m.tools.LoadOrStore(k, m.toolCalls.WithLabelValues(server, tool, outcome))
+	return v.(prometheus.Counter)
 }
 
 func authResult(ri *reqInfo, status int) string {

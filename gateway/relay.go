@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -117,9 +118,26 @@ var requestHeadersDropped = []string{"X-Authorization", "Cookie", "Origin", "Ref
 // cookies for the gateway's origin would clobber its own, the gateway keeps
 // its own request id, and CORS is the gateway's decision, not each
 // upstream's (an upstream's "Access-Control-Allow-Origin: *" would open the
-// relay to every web page).
-var responseHeadersDropped = map[string]bool{
-	"Set-Cookie": true, "X-Request-Id": true,
+// relay to every web page; every Access-Control-* header is dropped).
+var responseHeadersDropped = []string{"Set-Cookie", "X-Request-Id"}
+
+// requestSkip and responseSkip are the headers a relayed request and
+// response leave behind, by canonical name. Headers parsed off the wire
+// have canonical names, so one pass with a set lookup replaces a Del per
+// name, each of which canonicalizes its argument again.
+var (
+	requestSkip  = headerSet(hopHeaders, requestHeadersDropped)
+	responseSkip = headerSet(hopHeaders, responseHeadersDropped)
+)
+
+func headerSet(lists ...[]string) map[string]bool {
+	m := map[string]bool{}
+	for _, l := range lists {
+		for _, k := range l {
+			m[http.CanonicalHeaderKey(k)] = true
+		}
+	}
+	return m
 }
 
 // serveRelay relays one request at /{path}/mcp or /{path}/ to the route's
@@ -350,7 +368,7 @@ func (g *Gateway) upstreamRequest(ctx context.Context, r *http.Request, rt *rout
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: 1,
-		Header:     make(http.Header, len(r.Header)+len(rt.server.Headers)+1),
+		Header:     make(http.Header, headerHint(r.Header, rt.server)),
 		Host:       u.Host,
 	}).WithContext(ctx)
 	if body != nil {
@@ -361,37 +379,58 @@ func (g *Gateway) upstreamRequest(ctx context.Context, r *http.Request, rt *rout
 		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	h := out.Header
-	for k, vs := range r.Header {
-		h[k] = vs // shared, not copied: h.Set and h.Del replace entries, never edit them
-	}
-	for _, f := range r.Header.Values("Connection") {
+	// Headers the caller's Connection header names are hop-by-hop too.
+	var listed []string
+	for _, f := range r.Header["Connection"] {
 		for _, k := range strings.Split(f, ",") {
-			h.Del(strings.TrimSpace(k))
+			if k = strings.TrimSpace(k); k != "" {
+				listed = append(listed, http.CanonicalHeaderKey(k))
+			}
 		}
 	}
-	for _, k := range hopHeaders {
-		h.Del(k)
-	}
-	for _, k := range requestHeadersDropped {
-		h.Del(k)
-	}
-	if !passthrough {
+	for k, vs := range r.Header {
 		// For a non-passthrough server Authorization is the caller's ingress
 		// token: it is the gateway's, never the upstream's.
-		h.Del("Authorization")
+		if requestSkip[k] || k == "Authorization" && !passthrough || slices.Contains(listed, k) {
+			continue
+		}
+		h[k] = vs // shared, not copied: h.Set and h.Del replace entries, never edit them
 	}
 	setEgressHeaders(h, rt.server, passthrough)
+	// Canonical names, set directly: Header.Set would canonicalize them again.
 	if rid := requestID(r.Context()); rid != "" {
-		h.Set("X-Request-Id", rid)
+		h["X-Request-Id"] = []string{rid}
 	}
-	if sid := r.Header.Get("Mcp-Session-Id"); sid != "" && kind == kindStreamable {
+	if sid := firstValue(r.Header, "Mcp-Session-Id"); sid != "" && kind == kindStreamable {
 		up, err := g.sealer.Unseal(rt.key, sid)
 		if err != nil {
 			return nil, err
 		}
-		h.Set("Mcp-Session-Id", up)
+		h["Mcp-Session-Id"] = []string{up}
 	}
 	return out, nil
+}
+
+// firstValue is h.Get(k) for a k already canonical.
+func firstValue(h http.Header, k string) string {
+	if vs := h[k]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+
+// headerHint is the size of the upstream request's header map: the
+// caller's headers less the Content-Length and Host it usually sends, plus
+// the server's and the request id. A hint above 8 makes Go allocate a map
+// table instead of one group, so it matters that it is not generous.
+func headerHint(h http.Header, s *registry.Server) int {
+	n := len(h) + len(s.Headers) + 1
+	for _, k := range [...]string{"Content-Length", "Host", "X-Request-Id"} {
+		if _, ok := h[k]; ok {
+			n--
+		}
+	}
+	return n
 }
 
 // setEgressHeaders adds the server's configured headers, $VAR and ${VAR}
@@ -408,13 +447,10 @@ func setEgressHeaders(h http.Header, s *registry.Server, passthrough bool) {
 
 func copyResponseHeaders(dst, src http.Header) {
 	for k, vs := range src {
-		if responseHeadersDropped[k] || strings.HasPrefix(k, "Access-Control-") {
+		if responseSkip[k] || strings.HasPrefix(k, "Access-Control-") {
 			continue
 		}
 		dst[k] = vs
-	}
-	for _, k := range hopHeaders {
-		dst.Del(k)
 	}
 }
 

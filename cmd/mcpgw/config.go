@@ -40,6 +40,7 @@ type serveConfig struct {
 	OIDCAudience    []string `json:"oidc_audience" usage:"audience required in OIDC tokens (repeatable)"`
 	InsecureNoAuth  bool     `json:"insecure_no_auth" usage:"allow a non-loopback listener without an identity provider"`
 	DebugListen     string   `json:"debug_listen" usage:"loopback address serving Go's profiles at /debug/pprof/ (off by default)"`
+	GCMinHeapMiB    int64    `json:"gc_min_heap_mib" usage:"heap size in MiB below which Go's garbage collector does not run (default 32; 0 leaves Go's default of 4 MiB; ignored when GOGC is set)"`
 	// The finder's optional hybrid ranking (see embeddings.go).
 	EmbeddingsURL       string `json:"embeddings_url" usage:"OpenAI-compatible /v1/embeddings endpoint: turns on the finder's hybrid ranking (text and embeddings)"`
 	EmbeddingsModel     string `json:"embeddings_model" usage:"model name sent to the embeddings endpoint (required with --embeddings-url)"`
@@ -57,6 +58,7 @@ func defaultServeConfig() serveConfig {
 		LogLevel:     "info",
 		LogFormat:    "json",
 		MaxBodyBytes: 4 << 20,
+		GCMinHeapMiB: 32,
 	}
 }
 
@@ -201,6 +203,9 @@ func (c *serveConfig) validate() []error {
 		if v, err := time.ParseDuration(d.v); err != nil || v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: %q is not a positive duration such as 30s", d.key, d.v))
 		}
+	}
+	if c.GCMinHeapMiB < 0 || c.GCMinHeapMiB > 1<<16 {
+		errs = append(errs, fmt.Errorf("gc_min_heap_mib: %d is not between 0 and 65536", c.GCMinHeapMiB))
 	}
 	if c.HealthWorkers < 0 || c.HealthWorkers > 4096 {
 		errs = append(errs, fmt.Errorf("health_concurrency: %d is not between 1 and 4096", c.HealthWorkers))

@@ -125,6 +125,17 @@ func TestLoadServeConfig(t *testing.T) {
 			env:  []string{"MCPGW_HEALTH_INTERVAL=soon", "MCPGW_HEALTH_CONCURRENCY=-3"},
 			errs: []string{`health_interval: "soon" is not a positive duration`, "health_concurrency: -3 is not between 1 and 4096"},
 		},
+		{name: "GC floor", env: []string{"MCPGW_GC_MIN_HEAP_MIB=0"}, check: func(t *testing.T, c serveConfig) {
+			if c.GCMinHeapMiB != 0 {
+				t.Errorf("gc_min_heap_mib = %d, want 0 (off)", c.GCMinHeapMiB)
+			}
+		}},
+		{name: "GC floor default", check: func(t *testing.T, c serveConfig) {
+			if c.GCMinHeapMiB != 32 {
+				t.Errorf("gc_min_heap_mib = %d, want the default 32", c.GCMinHeapMiB)
+			}
+		}},
+		{name: "GC floor negative", args: []string{"--gc-min-heap-mib", "-1"}, errs: []string{"gc_min_heap_mib: -1 is not between 0 and 65536"}},
 		{name: "debug listener", args: []string{"--debug-listen", "127.0.0.1:6060"}, check: func(t *testing.T, c serveConfig) {
 			if c.DebugListen != "127.0.0.1:6060" {
 				t.Errorf("debug_listen = %q", c.DebugListen)

@@ -60,6 +60,7 @@ func newLogger(cfg serveConfig, w interface{ Write([]byte) (int, error) }) zerol
 // serve wires every package together and runs until ctx ends.
 func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte) (int, error) }) error {
 	lg := newLogger(cfg, logOut)
+	defer startGCFloor(uint64(cfg.GCMinHeapMiB) << 20)()
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return failed(fmt.Errorf("data directory: %w", err))
 	}
