@@ -460,7 +460,9 @@ func logFrom(ctx context.Context) *zerolog.Logger { return zerolog.Ctx(ctx) }
 // requestIDHook adds the request id to each event of a request's logger.
 type requestIDHook string
 
-func (h requestIDHook) Run(e *zerolog.Event, _ zerolog.Level, _ string) { e.Str("request_id", string(h)) }
+func (h requestIDHook) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
+	e.Str("request_id", string(h))
+}
 
 // incomingRequestID keeps a caller's X-Request-Id when it is short and
 // plain, so ids correlate across hops without letting callers inject text
