@@ -201,3 +201,29 @@ func TestLocalModeUnchanged(t *testing.T) {
 		t.Fatalf("bad key in local mode: %d %q", resp.StatusCode, ch)
 	}
 }
+
+// TestKeyExpiryNeverEarly: expires_in is stored to the second, rounded up,
+// so a key lives at least as long as asked even when created late in a
+// second.
+func TestKeyExpiryNeverEarly(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		now  time.Time
+		in   string
+		want time.Time
+	}{
+		{"late in a second", time.Date(2026, 11, 26, 7, 0, 0, 999_000_000, time.UTC), "1s", time.Date(2026, 11, 26, 7, 0, 2, 0, time.UTC)},
+		{"on a second", time.Date(2026, 11, 26, 7, 0, 0, 0, time.UTC), "1s", time.Date(2026, 11, 26, 7, 0, 1, 0, time.UTC)},
+		{"hours", time.Date(2026, 11, 26, 7, 0, 0, 1, time.UTC), "720h", time.Date(2026, 12, 26, 7, 0, 1, 0, time.UTC)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k, err := parseKeyRequest([]byte(`{"name":"k","expires_in":"`+tc.in+`"}`), tc.now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !k.ExpiresAt.Equal(tc.want) {
+				t.Errorf("expires_at = %v, want %v", k.ExpiresAt, tc.want)
+			}
+		})
+	}
+}

@@ -173,6 +173,14 @@ func (g *Gateway) handleAPIKeys(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, v)
 }
 
+// ceilSecond rounds t up to a whole second.
+func ceilSecond(t time.Time) time.Time {
+	if s := t.Truncate(time.Second); !s.Equal(t) {
+		return s.Add(time.Second)
+	}
+	return t
+}
+
 // parseKeyRequest validates a key creation request, every problem at once.
 func parseKeyRequest(body []byte, now time.Time) (registry.APIKey, error) {
 	var req apiKeyRequest
@@ -207,7 +215,10 @@ func parseKeyRequest(body []byte, now time.Time) (registry.APIKey, error) {
 		if err != nil || d <= 0 {
 			add("expires_in", "%q is not a positive duration such as 720h", req.ExpiresIn)
 		} else {
-			k.ExpiresAt = now.Add(d).UTC().Truncate(time.Second)
+			// Stored to the second, rounded up: a key never expires before
+			// the duration asked for (truncating made a 1s key expire at once
+			// when created late in a second).
+			k.ExpiresAt = ceilSecond(now.Add(d).UTC())
 		}
 	case req.ExpiresAt != "":
 		t, err := time.Parse(time.RFC3339, req.ExpiresAt)
