@@ -8,6 +8,7 @@ import (
 	"math/rand"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +25,7 @@ var (
 	embURL    = flag.String("embeddings-url", "", "OpenAI-compatible /v1/embeddings endpoint: also measure the hybrid ranking on the catalog")
 	embModel  = flag.String("embeddings-model", "", "model name for -embeddings-url")
 	embKeyEnv = flag.String("embeddings-api-key-env", "", "environment variable holding the endpoint's API key")
+	fuseDepth = flag.String("hybrid-depths", "0", "comma-separated fusion depths (HybridOptions.Depth) to measure the catalog's hybrid quality at; 0 is the default")
 )
 
 // hybridQuality measures the hybrid ranking around idx (built from the
@@ -41,16 +43,32 @@ func hybridQuality(ctx context.Context, idx *search.Index, base []*registry.Serv
 	if err != nil {
 		return err
 	}
-	h, err := search.NewHybrid(idx, client, search.HybridOptions{QueryTimeout: 30 * time.Second})
-	if err != nil {
-		return err
-	}
-	defer h.Close()
 	// Embed the catalog directly first, so that a failing endpoint is an
 	// error here rather than a silent fallback to the text ranking.
 	if _, err := client.Embed(ctx, []string{"check the warranty status of a product"}); err != nil {
 		return err
 	}
+	model := &onceModel{m: client, vecs: map[string][]float32{}} // each depth reuses the vectors
+	for i, d := range strings.Split(*fuseDepth, ",") {
+		depth, err := strconv.Atoi(strings.TrimSpace(d))
+		if err != nil || depth < 0 {
+			return fmt.Errorf("-hybrid-depths: %q is not a depth", d)
+		}
+		if err := hybridQualityAt(ctx, idx, model, depth, i == 0, base, qs, verbose); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hybridQualityAt measures the catalog's hybrid quality with the fusion
+// depth given (0: the default, the number of results asked for).
+func hybridQualityAt(ctx context.Context, idx *search.Index, model search.Embedder, depth int, first bool, base []*registry.Server, qs []searchbench.LabeledQuery, verbose bool) error {
+	h, err := search.NewHybrid(idx, model, search.HybridOptions{QueryTimeout: 30 * time.Second, Depth: depth})
+	if err != nil {
+		return err
+	}
+	defer h.Close()
 	start := time.Now()
 	if err := h.Rebuild(base); err != nil {
 		return err
@@ -61,7 +79,7 @@ func hybridQuality(ctx context.Context, idx *search.Index, base []*registry.Serv
 		return err
 	}
 	st := h.Stats()
-	fmt.Printf("hybrid (%s, model %s): %d tool texts embedded in %s\n", client.Endpoint(), *embModel, st.Vectors, time.Since(start).Round(time.Millisecond))
+	fmt.Printf("hybrid (%s, fusion depth %d): %d tool texts embedded in %s\n", *embModel, depth, st.Vectors, time.Since(start).Round(time.Millisecond))
 	var lat []time.Duration
 	timed := timedSearcher{h, &lat}
 	rep, err := searchbench.Evaluate(ctx, timed, qs)
@@ -70,7 +88,7 @@ func hybridQuality(ctx context.Context, idx *search.Index, base []*registry.Serv
 	}
 	fmt.Printf("hybrid quality: %d queries  recall@1 %.3f  recall@5 %.3f  MRR %.3f\n", rep.Queries, rep.RecallAt1, rep.RecallAt5, rep.MRR)
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	if len(lat) > 0 {
+	if len(lat) > 0 && first { // later depths find the query vectors known
 		pct := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))] }
 		fmt.Printf("  hybrid query, first run (query embedded by the endpoint): p50 %s  p99 %s\n",
 			pct(0.5).Round(time.Microsecond), pct(0.99).Round(time.Microsecond))
