@@ -371,6 +371,9 @@ func (m *Metrics) observe(ri *reqInfo, status int, d time.Duration) {
 	}
 }
 
+// seriesOf returns the request series of a server, method and status code,
+// made on first use. Every label value comes from a bounded set (see
+// serverLabel and methodLabel), so the map stays as small as the metric.
 func (m *Metrics) seriesOf(server, method string, code int) *reqSeries {
 	k := seriesKey{server, method, code}
 	if s, ok := m.series.Load(k); ok {
@@ -384,6 +387,8 @@ func (m *Metrics) seriesOf(server, method string, code int) *reqSeries {
 	return v.(*reqSeries)
 }
 
+// toolCounter returns the tool-call counter of a server, tool and outcome,
+// made on first use.
 func (m *Metrics) toolCounter(server, tool, outcome string) prometheus.Counter {
 	k := toolKey{server, tool, outcome}
 	if c, ok := m.tools.Load(k); ok {
