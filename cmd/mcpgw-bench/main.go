@@ -29,6 +29,7 @@ type config struct {
 	out         string
 	smoke       bool
 	calls       int
+	rounds      int
 	duration    time.Duration
 	clients     []int
 	sessions    int
@@ -50,6 +51,7 @@ func main() {
 	flag.StringVar(&c.out, "out", "bench/results.json", "where to write the machine-readable results")
 	flag.BoolVar(&c.smoke, "smoke", false, "tiny configuration: checks that the harness works, measures nothing worth quoting")
 	flag.IntVar(&c.calls, "calls", 5000, "sequential tools/call per side for the latency comparison")
+	flag.IntVar(&c.rounds, "rounds", 3, "times the latency and throughput sections run; each of their figures is the median over the rounds")
 	flag.DurationVar(&c.duration, "duration", 5*time.Second, "length of each throughput run")
 	flag.StringVar(&clients, "clients", "16,64", "concurrent clients of the throughput runs")
 	flag.IntVar(&c.sessions, "sessions", 10000, "idle sessions opened for the per-session memory figure")
@@ -68,6 +70,7 @@ func main() {
 	}
 	if c.smoke {
 		c.calls, c.duration, c.clients, c.sessions, c.servers, c.toolsPer, c.streamCount = 50, 300*time.Millisecond, []int{4}, 50, 30, 3, 5
+		c.rounds = 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -34,7 +35,7 @@ func TestSmoke(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cfg := config{gateway: bin, smoke: true, calls: 20, duration: 200 * time.Millisecond, clients: []int{2},
+	cfg := config{gateway: bin, smoke: true, calls: 20, rounds: 2, duration: 200 * time.Millisecond, clients: []int{2},
 		sessions: 20, servers: 10, toolsPer: 2, streamCount: 5,
 		sections: "latency,throughput,invoke,streaming,sessions,registry,finder,health",
 		catalog:  "../../testdata/catalog", queries: "../../testdata/finder/queries.json"}
@@ -61,6 +62,11 @@ func TestSmoke(t *testing.T) {
 		"one-URL invoke_tool", "streaming (progress notification delivery)", "sessions", "registry scale", "finder", "health sweep"} {
 		if !sections[want] {
 			t.Errorf("no figures for section %q", want)
+		}
+	}
+	for _, f := range r.Figures {
+		if f.Section == "relay latency (session 2025-11-25)" && f.Name == "mcpgw p50" && !strings.Contains(f.Note, "median of 2 rounds") {
+			t.Errorf("latency figure %q is not the median of the two rounds: note %q", f.Name, f.Note)
 		}
 	}
 	out := filepath.Join(dir, "results.json")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -117,3 +118,95 @@ func (d durations) pct(p float64) time.Duration {
 func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
 
 func sideName(s string) string { return strings.ReplaceAll(s, " ", "_") }
+
+// medianOfRounds merges the figures of several rounds of one section into
+// one figure each: value, baseline and ratio are each the median over the
+// rounds, errors their sum, and the note gives the ratio's range (the
+// value's when there is no ratio), so the spread stays visible. Figures are
+// matched by section, name and how many of that name came before in the
+// round (a section may record one name twice).
+func medianOfRounds(rounds []*results) []figure {
+	if len(rounds) == 0 {
+		return nil
+	}
+	if len(rounds) == 1 {
+		return rounds[0].Figures
+	}
+	type key struct {
+		section, name string
+		nth           int
+	}
+	keyed := func(r *results) (map[key]figure, []key) {
+		seen := map[[2]string]int{}
+		m := map[key]figure{}
+		var order []key
+		for _, f := range r.Figures {
+			k := key{f.Section, f.Name, seen[[2]string{f.Section, f.Name}]}
+			seen[[2]string{f.Section, f.Name}]++
+			m[k] = f
+			order = append(order, k)
+		}
+		return m, order
+	}
+	all := make([]map[key]figure, len(rounds))
+	var order []key
+	for i, r := range rounds {
+		m, o := keyed(r)
+		all[i] = m
+		if i == 0 {
+			order = o
+		}
+	}
+	out := make([]figure, 0, len(order))
+	for _, k := range order {
+		var vals, bases, ratios []float64
+		merged := all[0][k]
+		merged.Errors = 0
+		for _, m := range all {
+			f, ok := m[k]
+			if !ok {
+				continue
+			}
+			vals = append(vals, f.Value)
+			if f.Base != nil {
+				bases = append(bases, *f.Base)
+			}
+			if f.Ratio != nil {
+				ratios = append(ratios, *f.Ratio)
+			}
+			merged.Errors += f.Errors
+		}
+		merged.Value = round(median(vals))
+		if len(bases) > 0 {
+			b := round(median(bases))
+			merged.Base = &b
+		}
+		spread, what := vals, "value"
+		if len(ratios) > 0 {
+			q := round(median(ratios))
+			merged.Ratio = &q
+			spread, what = ratios, "ratio"
+		}
+		note := fmt.Sprintf("median of %d rounds, %s %g–%g", len(vals), what, slices.Min(spread), slices.Max(spread))
+		if merged.Note != "" {
+			note = merged.Note + "; " + note
+		}
+		merged.Note = note
+		out = append(out, merged)
+	}
+	return out
+}
+
+// median is the middle of vs (the mean of the two middle ones for an even
+// count); 0 for none.
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}

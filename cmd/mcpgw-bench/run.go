@@ -97,16 +97,37 @@ func run(ctx context.Context, cfg config) (*results, error) {
 		if !ok {
 			return nil, fmt.Errorf("unknown section %q", name)
 		}
-		fmt.Fprintf(os.Stderr, "mcpgw-bench: %s...\n", name)
-		// A failed section is reported and the others still run, so one
-		// stall does not lose every figure of a long run.
-		if err := fn(ctx, r); err != nil {
-			fmt.Fprintf(os.Stderr, "mcpgw-bench: %s failed: %v\n", name, err)
-			r.add(figure{Section: name, Name: "section failed", Errors: 1, Note: firstLine(err.Error())})
+		rounds := 1
+		if repeated[name] {
+			rounds = max(1, cfg.rounds)
 		}
+		// Each round of a repeated section is measured on its own; the
+		// figures reported are the medians over the rounds that finished.
+		var done []*results
+		for i := 0; i < rounds; i++ {
+			if rounds > 1 {
+				fmt.Fprintf(os.Stderr, "mcpgw-bench: %s, round %d of %d...\n", name, i+1, rounds)
+			} else {
+				fmt.Fprintf(os.Stderr, "mcpgw-bench: %s...\n", name)
+			}
+			ri := &results{}
+			// A failed section is reported and the others still run, so
+			// one stall does not lose every figure of a long run.
+			if err := fn(ctx, ri); err != nil {
+				fmt.Fprintf(os.Stderr, "mcpgw-bench: %s failed: %v\n", name, err)
+				r.add(figure{Section: name, Name: "section failed", Errors: 1, Note: firstLine(err.Error())})
+				continue
+			}
+			done = append(done, ri)
+		}
+		r.Figures = append(r.Figures, medianOfRounds(done)...)
 	}
 	return r, nil
 }
+
+// repeated names the sections that -rounds repeats: the relay comparisons,
+// whose ratios move by a tenth from run to run on a shared machine.
+var repeated = map[string]bool{"latency": true, "throughput": true}
 
 func (e *env) conn(ctx context.Context, s side, modern bool) (*mcpConn, error) {
 	c := &mcpConn{url: s.url, hc: e.hc, modern: modern}
