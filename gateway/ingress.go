@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/mcpgw/mcpgw/internal/sockio"
 )
 
 // IngressOptions configure the HTTP/1.1 listener in front of the gateway.
@@ -174,6 +176,7 @@ func (s *Ingress) newConn(c net.Conn) *ingressConn {
 	if s.closing.Load() {
 		return nil
 	}
+	c = sockio.Wrap(c)
 	ic := &ingressConn{srv: s, c: c, remote: c.RemoteAddr().String()}
 	ic.r.c, ic.r.limit = c, -1
 	ic.br = bufio.NewReaderSize(&ic.r, 4096)

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mcpgw/mcpgw/internal/sockio"
 )
 
 // H1Options configure an H1Transport.
@@ -244,6 +246,7 @@ func (t *H1Transport) dial(ctx context.Context, scheme, key string) (*h1Conn, er
 		return nil, fmt.Errorf("upstream: dial %s: %w", addr, err)
 	}
 	t.dials.Add(1)
+	raw = sockio.Wrap(raw)
 	conn := raw
 	if scheme == "https" {
 		cfg := &tls.Config{}
