@@ -24,7 +24,7 @@ func peerClosed(c net.Conn) bool {
 	err = rc.Read(func(fd uintptr) bool {
 		// EAGAIN: nothing to read and not closed, the one healthy answer;
 		// 0 bytes is end of stream; anything read is unexpected.
-		_, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		rerr := peek(fd, b[:])
 		dead = rerr != syscall.EAGAIN && rerr != syscall.EWOULDBLOCK
 		return true // never wait for readability
 	})
