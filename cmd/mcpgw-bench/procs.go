@@ -44,6 +44,7 @@ func startGateway(ctx context.Context, bin, dir string) (*proc, time.Duration, e
 	logs := &bytes.Buffer{}
 	cmd := exec.CommandContext(ctx, bin, "serve", "--listen", addr, "--data", dir, "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = logs, logs
+	dieWithParent(cmd)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, 0, fmt.Errorf("start %s: %w", bin, err)
@@ -70,6 +71,7 @@ func startProxy(ctx context.Context, mode, target string) (*proc, error) {
 	logs := &bytes.Buffer{}
 	cmd := exec.CommandContext(ctx, self, mode, "--listen", addr, "--target", target)
 	cmd.Stdout, cmd.Stderr = logs, logs
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
