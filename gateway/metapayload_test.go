@@ -172,3 +172,23 @@ func rawMetaCall(t *testing.T, env *testEnv, tool string, sse bool) []byte {
 	t.Fatalf("no response event in %.300s", body)
 	return nil
 }
+
+// TestStandInEncodingIsEveryStandIns checks what the cached encoding relies
+// on: a stand-in encodes the same around any placeholder.
+func TestStandInEncodingIsEveryStandIns(t *testing.T) {
+	enc := standInEncoding()
+	if enc.before == nil {
+		t.Fatal("the stand-in could not be encoded")
+	}
+	for i := 0; i < 5; i++ {
+		token := newPlaceholder()
+		got, err := json.Marshal(standIn(token))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := string(enc.before) + token + string(enc.after)
+		if string(got) != want {
+			t.Fatalf("stand-in for %s encodes as\n%s\nnot\n%s", token, got, want)
+		}
+	}
+}
