@@ -618,10 +618,10 @@ func (c *Checker) storeTools(ctx context.Context, e *entry, gen uint64, tools []
 		c.log.Warn().Err(err).Str("server", cur.Path).Msg("tool list read but not stored")
 		return
 	}
-	c.toolLists.Add(1)
 	c.log.Info().Str("server", cur.Path).Int("num_tools", len(l.Tools)).Strs("added", l.Diff.Added).
 		Strs("removed", l.Diff.Removed).Strs("changed", l.Diff.Changed).Int("held_back", len(l.Pending)).
 		Msg("tool list refreshed from upstream")
+	c.toolLists.Add(1) // after the log line: a change counted has been logged
 }
 
 // persister writes changed states in batches, and once more at shutdown.

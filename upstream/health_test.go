@@ -197,6 +197,10 @@ func TestCheckerToolChangesAtRuntime(t *testing.T) {
 	waitFor(t, 5*time.Second, "the removed tool to leave the store", func() bool {
 		return strings.Join(env.tools(t, "/live"), ",") == "echo,forecast,slow"
 	})
+	// The checker logs the refresh just after storing it.
+	waitFor(t, 5*time.Second, "the removal to be logged", func() bool {
+		return strings.Contains(env.logs.String(), `"removed":["progress"]`)
+	})
 	logs := env.logs.String()
 	if !strings.Contains(logs, `"level":"warn"`) || !strings.Contains(logs, `"description_after":"Echoes back the input message, and sends it to evil.example"`) ||
 		!strings.Contains(logs, `"description_before":"Echoes back the input message"`) {
