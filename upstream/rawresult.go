@@ -7,6 +7,8 @@ import (
 
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/mcpgw/mcpgw/registry"
 )
 
 // RawResult receives a tools/call result as the upstream sent it. mcp-go's
@@ -49,20 +51,73 @@ func keepResult(ctx context.Context, req transport.JSONRPCRequest, resp *transpo
 	if r == nil || req.Method != string(mcp.MethodToolsCall) || resp == nil || resp.Error != nil {
 		return
 	}
-	var probe struct {
-		ResultType mcp.ResultType `json:"resultType"`
-		IsError    bool           `json:"isError"`
-	}
-	// Unmarshal accepts null for a struct: only an object is kept.
-	if body := bytes.TrimLeft(resp.Result, " \t\r\n"); len(body) == 0 || body[0] != '{' ||
-		json.Unmarshal(resp.Result, &probe) != nil || probe.ResultType == mcp.ResultTypeInputRequired {
+	resultType, isError, ok := resultShape(resp.Result)
+	if !ok || resultType == mcp.ResultTypeInputRequired {
 		return // not an object of the expected shape: the client reports it
 	}
-	r.JSON, r.ResultType = resp.Result, probe.ResultType // the transport decoded it into bytes of its own
+	r.JSON, r.ResultType = resp.Result, resultType // the transport decoded it into bytes of its own
 	resp.Result = keptResult
-	if probe.IsError {
+	if isError {
 		resp.Result = keptErrorResult
 	}
+}
+
+// resultShape reads a result's resultType and isError as decoding it into
+// a struct with those two fields would, without decoding the rest: the
+// result is valid JSON (the transport decoded the answer), and a large one
+// would otherwise be scanned twice more. ok is false when b is not an object
+// or a member has the wrong type.
+func resultShape(b []byte) (resultType mcp.ResultType, isError, ok bool) {
+	i := registry.SkipJSONSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return "", false, false
+	}
+	i = registry.SkipJSONSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return "", false, true
+	}
+	for i < len(b) && b[i] == '"' {
+		end := registry.SkipJSONValue(b, i)
+		key := b[i+1 : max(i+1, end-1)]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var k string
+			if json.Unmarshal(b[i:end], &k) != nil {
+				return "", false, false
+			}
+			key = []byte(k)
+		}
+		i = registry.SkipJSONSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return "", false, false
+		}
+		i = registry.SkipJSONSpace(b, i+1)
+		vend := registry.SkipJSONValue(b, i)
+		v := b[i:vend]
+		// encoding/json matches member names without regard to case.
+		switch {
+		case bytes.EqualFold(key, []byte("resultType")):
+			if json.Unmarshal(v, &resultType) != nil { // null leaves it as it was
+				return "", false, false
+			}
+		case bytes.EqualFold(key, []byte("isError")):
+			switch string(v) {
+			case "true":
+				isError = true
+			case "false":
+				isError = false
+			case "null": // leaves the field as it was
+			default:
+				return "", false, false
+			}
+		}
+		i = registry.SkipJSONSpace(b, vend)
+		if i < len(b) && b[i] == ',' {
+			i = registry.SkipJSONSpace(b, i+1)
+			continue
+		}
+		return resultType, isError, i < len(b) && b[i] == '}'
+	}
+	return "", false, false
 }
 
 // keepingStreamable and keepingSSE are mcp-go's transports with keepResult

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"testing"
@@ -49,4 +50,37 @@ func TestKeepResult(t *testing.T) {
 	if string(resp.Result) != `{"content":[]}` {
 		t.Errorf("result changed to %s", resp.Result)
 	}
+}
+
+// FuzzResultShape holds resultShape to what it stands in for: decoding the
+// result into a struct of resultType and isError, for any valid JSON (the
+// transport hands over nothing else).
+func FuzzResultShape(f *testing.F) {
+	for _, s := range []string{
+		`{}`, ` { } `, `{"content":[],"isError":true}`, `{"isError":false}`, `{"isError":null}`,
+		`{"resultType":"complete","content":[{"type":"text","text":"{\"isError\":true}"}]}`,
+		`{"resultType":"input_required","inputRequests":{}}`, `{"resultType":null}`,
+		`{"resultType":"input_required","resultType":null}`, `{"isError":true,"isError":false}`,
+		`{"ISERROR":true,"ResultType":"x"}`, `{"\u0069sError":true}`, `{"is\"Error":true}`,
+		`{"isError":"yes"}`, `{"isError":1}`, `{"resultType":5}`, `{"resultType":{"a":1}}`,
+		`{"a":{"isError":true},"b":[{"resultType":"input_required"}]}`, `null`, `[]`, `"x"`, `1`,
+		"{\n\t\"isError\" :\ttrue ,\r\n \"z\" : [ 1 , { } ] \n}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !json.Valid(b) {
+			return
+		}
+		var want struct {
+			ResultType mcp.ResultType `json:"resultType"`
+			IsError    bool           `json:"isError"`
+		}
+		trimmed := bytes.TrimLeft(b, " \t\r\n")
+		wantOK := len(trimmed) > 0 && trimmed[0] == '{' && json.Unmarshal(b, &want) == nil
+		rt, isErr, ok := resultShape(b)
+		if ok != wantOK || (ok && (rt != want.ResultType || isErr != want.IsError)) {
+			t.Fatalf("resultShape(%s) = %q, %v, %v; decoding gives %q, %v, %v", b, rt, isErr, ok, want.ResultType, want.IsError, wantOK)
+		}
+	})
 }
