@@ -148,24 +148,33 @@ func medianOfRounds(rounds []*results) []figure {
 		}
 		return m, order
 	}
+	// The order is the first round's, then figures only later rounds
+	// measured (a round that failed part way has fewer).
 	all := make([]map[key]figure, len(rounds))
 	var order []key
+	inOrder := map[key]bool{}
 	for i, r := range rounds {
 		m, o := keyed(r)
 		all[i] = m
-		if i == 0 {
-			order = o
+		for _, k := range o {
+			if !inOrder[k] {
+				inOrder[k] = true
+				order = append(order, k)
+			}
 		}
 	}
 	out := make([]figure, 0, len(order))
 	for _, k := range order {
 		var vals, bases, ratios []float64
-		merged := all[0][k]
-		merged.Errors = 0
+		var merged figure
 		for _, m := range all {
 			f, ok := m[k]
 			if !ok {
 				continue
+			}
+			if len(vals) == 0 {
+				merged = f
+				merged.Errors = 0
 			}
 			vals = append(vals, f.Value)
 			if f.Base != nil {
@@ -188,6 +197,9 @@ func medianOfRounds(rounds []*results) []figure {
 			spread, what = ratios, "ratio"
 		}
 		note := fmt.Sprintf("median of %d rounds, %s %g–%g", len(vals), what, slices.Min(spread), slices.Max(spread))
+		if len(vals) == 1 {
+			note = fmt.Sprintf("measured in 1 of %d rounds", len(rounds))
+		}
 		if merged.Note != "" {
 			note = merged.Note + "; " + note
 		}

@@ -59,6 +59,25 @@ func TestMedianOfRounds(t *testing.T) {
 			t.Errorf("merged figures differ from %+v", want)
 		}
 	})
+	t.Run("a round that failed part way", func(t *testing.T) {
+		got := medianOfRounds([]*results{
+			round(cmp("mcpgw p50", 500, 250, 0)),
+			round(cmp("mcpgw p50", 400, 200, 0), val("new conns", 2, "")),
+			round(cmp("mcpgw p50", 600, 300, 0), val("new conns", 4, "")),
+		})
+		want := []figure{
+			{Section: "relay", Name: "mcpgw p50", Unit: "µs", Value: 500, Base: f64(250), BaseOf: "direct", Ratio: f64(2),
+				Note: "median of 3 rounds, ratio 2–2"},
+			{Section: "relay", Name: "new conns", Unit: "conns", Value: 3, Note: "median of 2 rounds, value 2–4"},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("merged figures %+v, want %+v", got, want)
+		}
+		one := medianOfRounds([]*results{round(), round(val("new conns", 7, ""))})
+		if len(one) != 1 || one[0].Value != 7 || one[0].Note != "measured in 1 of 2 rounds" {
+			t.Errorf("a figure of one round: %+v", one)
+		}
+	})
 	t.Run("no rounds", func(t *testing.T) {
 		if got := medianOfRounds(nil); got != nil {
 			t.Errorf("got %+v", got)

@@ -101,9 +101,9 @@ func run(ctx context.Context, cfg config) (*results, error) {
 		if repeated[name] {
 			rounds = max(1, cfg.rounds)
 		}
-		// Each round of a repeated section is measured on its own; the
-		// figures reported are the medians over the rounds that finished.
 		var done []*results
+		// Each round of a repeated section is measured on its own; each
+		// figure reported is the median over the rounds that measured it.
 		for i := 0; i < rounds; i++ {
 			if rounds > 1 {
 				fmt.Fprintf(os.Stderr, "mcpgw-bench: %s, round %d of %d...\n", name, i+1, rounds)
@@ -113,10 +113,10 @@ func run(ctx context.Context, cfg config) (*results, error) {
 			ri := &results{}
 			// A failed section is reported and the others still run, so
 			// one stall does not lose every figure of a long run.
+			// What a failed round measured before it failed is kept.
 			if err := fn(ctx, ri); err != nil {
 				fmt.Fprintf(os.Stderr, "mcpgw-bench: %s failed: %v\n", name, err)
 				r.add(figure{Section: name, Name: "section failed", Errors: 1, Note: firstLine(err.Error())})
-				continue
 			}
 			done = append(done, ri)
 		}
