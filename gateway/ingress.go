@@ -19,6 +19,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/mcpgw/mcpgw/internal/httphead"
 	"github.com/mcpgw/mcpgw/internal/sockio"
 )
 
@@ -412,11 +413,8 @@ func (c *ingressConn) serveOne() bool {
 		c.r.rec = append(c.r.rec[:0], buffered...)
 		c.r.recording = true
 	}
-	hosts := countHostLines(buffered, end)
-	c.r.limit = int64(c.srv.opts.MaxHeaderBytes) + 4096 // net/http's allowance for the request line
-	c.r.hitLimit = false
-	req, err := http.ReadRequest(c.br)
-	c.r.limit = -1
+	limit := int64(c.srv.opts.MaxHeaderBytes) + 4096 // net/http's allowance for the request line
+	req, hosts, err := c.readRequest(buffered, end, limit)
 	if c.r.recording {
 		c.r.recording = false
 		hosts = countHostLines(c.r.rec, headerEnd(c.r.rec))
@@ -493,6 +491,25 @@ func (c *ingressConn) serveOne() bool {
 		}
 	}
 	return true
+}
+
+// readRequest reads the request whose first bytes are buffered; end is the
+// length of its head when all of it is buffered, else -1. The usual head
+// (see httphead) is parsed in one pass; any other is read by net/http,
+// which answers or rejects it as net/http's server would.
+func (c *ingressConn) readRequest(buffered []byte, end int, limit int64) (*http.Request, int, error) {
+	if end >= 0 && int64(end) <= limit {
+		if req, n := httphead.ParseRequest(buffered, c.br); req != nil {
+			_, _ = c.br.Discard(n)
+			return req, 1, nil // the fast path takes only heads with one Host line
+		}
+	}
+	hosts := countHostLines(buffered, end)
+	c.r.limit = limit
+	c.r.hitLimit = false
+	req, err := http.ReadRequest(c.br)
+	c.r.limit = -1
+	return req, hosts, err
 }
 
 // headerEnd is the length of the request head in b (request line, headers

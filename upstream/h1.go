@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mcpgw/mcpgw/internal/httphead"
 	"github.com/mcpgw/mcpgw/internal/sockio"
 )
 
@@ -365,6 +366,14 @@ func (c *h1Conn) roundTrip(req *http.Request) (*http.Response, error) {
 // readResponse reads the final response, skipping informational (1xx)
 // ones.
 func (c *h1Conn) readResponse(req *http.Request) (*http.Response, error) {
+	// The usual answer (2xx, one Content-Length, head already buffered)
+	// is parsed in one pass; any other goes to net/http.
+	if b, _ := c.br.Peek(c.br.Buffered()); len(b) > 0 {
+		if resp, n := httphead.ParseResponse(b, req, c.br); resp != nil {
+			_, _ = c.br.Discard(n)
+			return resp, nil
+		}
+	}
 	for {
 		resp, err := http.ReadResponse(c.br, req)
 		if err != nil {
