@@ -189,7 +189,7 @@ func checkResponse(t *testing.T, b []byte, method string) {
 		t.Fatalf("head length %d, net/http read %d:\n%q", n, used, b)
 	}
 	type view struct {
-		Status, Proto                       string
+		Status, Proto                      string
 		StatusCode, ProtoMajor, ProtoMinor int
 		Header                             http.Header
 		ContentLength                      int64
