@@ -11,6 +11,9 @@ import (
 // request: the upstream closed it, reset it, or sent bytes nobody asked for.
 // It peeks without blocking and without consuming, one system call.
 func peerClosed(c net.Conn) bool {
+	if q, ok := c.(quietConn); ok {
+		return !q.Quiet()
+	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return false
@@ -30,3 +33,7 @@ func peerClosed(c net.Conn) bool {
 	})
 	return dead || err != nil
 }
+
+// quietConn is a connection that can tell by itself (internal/sockio's, on
+// Linux, without allocating).
+type quietConn interface{ Quiet() bool }
