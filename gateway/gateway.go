@@ -106,6 +106,7 @@ type Gateway struct {
 	api     *http.ServeMux
 
 	metrics *Metrics
+	alarms  *alarms // relayed calls' upstream timeouts
 	finder  Finder
 	invoker Invoker
 	uiLogin UILogin       // interactive UI sign-in (OIDC); nil offers API keys only
@@ -125,7 +126,7 @@ func New(opts Options, d Deps) (*Gateway, error) {
 		d.Health = unknownHealth{}
 	}
 	g := &Gateway{opts: opts, reg: d.Registry, verify: d.Verifier, policy: d.Policy, health: d.Health,
-		lister: d.Tools, transport: d.Transport, sealer: d.Sealer, log: d.Log, metrics: d.Metrics}
+		lister: d.Tools, transport: d.Transport, sealer: d.Sealer, log: d.Log, metrics: d.Metrics, alarms: newAlarms()}
 	if g.metrics == nil {
 		g.metrics = NewMetrics()
 	}

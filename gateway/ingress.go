@@ -61,6 +61,7 @@ type Ingress struct {
 	conns   map[*ingressConn]struct{}
 	closing atomic.Bool
 	done    chan struct{} // closed when the last fast connection ends after Shutdown
+	alarms  *alarms       // the connections' watch delays
 }
 
 // NewIngress serves h. std, which must have h as its Handler, serves what
@@ -75,7 +76,7 @@ func NewIngress(h http.Handler, std *http.Server, opts IngressOptions) *Ingress 
 	if opts.MaxHeaderBytes <= 0 {
 		opts.MaxHeaderBytes = http.DefaultMaxHeaderBytes
 	}
-	return &Ingress{handler: h, std: std, opts: opts, conns: map[*ingressConn]struct{}{}, done: make(chan struct{})}
+	return &Ingress{handler: h, std: std, opts: opts, conns: map[*ingressConn]struct{}{}, done: make(chan struct{}), alarms: newAlarms()}
 }
 
 // Serve accepts connections on ln until Shutdown or an accept error.
@@ -179,6 +180,7 @@ func (s *Ingress) newConn(c net.Conn) *ingressConn {
 	}
 	c = sockio.Wrap(c)
 	ic := &ingressConn{srv: s, c: c, remote: c.RemoteAddr().String()}
+	ic.watchAlarm = alarm{s: s.alarms, fn: ic.watchFire}
 	ic.r.c, ic.r.limit = c, -1
 	ic.br = bufio.NewReaderSize(&ic.r, 4096)
 	ic.bw = bufio.NewWriterSize(c, 4096)
@@ -241,7 +243,7 @@ type ingressConn struct {
 	// read, one read on the connection learns whether the client hung up,
 	// and cancels the request if so. Quick requests never start it.
 	watchMu    sync.Mutex
-	watchTimer *time.Timer
+	watchAlarm alarm
 	watchFired bool // the delay passed
 	bodyDone   bool // the body reached EOF (or there is none)
 	watching   bool
@@ -466,11 +468,7 @@ func (c *ingressConn) serveOne() bool {
 	c.watchMu.Lock()
 	c.watchFired, c.bodyDone, c.watching, c.stopping, c.cancel = false, noBody, false, false, cancel
 	c.watchMu.Unlock()
-	if c.watchTimer == nil {
-		c.watchTimer = time.AfterFunc(watchDelay, c.watchFire)
-	} else {
-		c.watchTimer.Reset(watchDelay)
-	}
+	c.watchAlarm.reset(watchDelay)
 
 	c.srv.handler.ServeHTTP(w, req)
 
@@ -707,7 +705,7 @@ func (c *ingressConn) watch(cancel context.CancelFunc, done chan struct{}) {
 
 // stopWatch ends the client watch before the connection is used again.
 func (c *ingressConn) stopWatch() {
-	c.watchTimer.Stop()
+	c.watchAlarm.stop()
 	c.watchMu.Lock()
 	c.stopping = true
 	watching, done := c.watching, c.watchDone

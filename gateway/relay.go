@@ -240,11 +240,11 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 	// The server-to-client GET stream may stay silent for hours; everything
 	// else must answer within the timeout (a legacy stream until it has
 	// sent its endpoint).
-	var idle *time.Timer
+	var idle *alarm
 	timeout := g.timeout(rt)
 	if r.Method != http.MethodGet || kind == kindLegacyStream {
-		idle = time.AfterFunc(timeout, func() { cancel(errUpstreamTimeout) })
-		defer idle.Stop()
+		idle = g.alarms.after(timeout, func() { cancel(errUpstreamTimeout) })
+		defer idle.stop()
 	}
 	started := time.Now()
 	resp, err := g.transport.RoundTrip(out)
@@ -491,7 +491,7 @@ var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b 
 // upstream sends it; an idle timer, when set, is pushed back on every read.
 type streamCopy struct {
 	flush   bool
-	idle    *time.Timer
+	idle    *alarm
 	idleFor time.Duration
 	wrote   int64
 	tail    [4]byte // the last bytes written, to tell an event boundary
@@ -519,7 +519,7 @@ func (c *streamCopy) run(w http.ResponseWriter, body io.Reader) error {
 		n, err := body.Read(buf)
 		if n > 0 {
 			if c.idle != nil {
-				c.idle.Reset(c.idleFor)
+				c.idle.reset(c.idleFor)
 			}
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return werr

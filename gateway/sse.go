@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/mcpgw/mcpgw/registry"
 	"github.com/mcpgw/mcpgw/upstream"
@@ -126,7 +125,7 @@ func portOf(u *url.URL) string {
 // response back until the upstream's endpoint event, so that a stream that
 // never names a usable endpoint gets a clear 502/504 instead of a 200 the
 // client would wait on; then it streams on, event by event, unchanged.
-func (g *Gateway) relayLegacyStream(ctx context.Context, w http.ResponseWriter, r *http.Request, rt *route, resp *http.Response, deadline *time.Timer) {
+func (g *Gateway) relayLegacyStream(ctx context.Context, w http.ResponseWriter, r *http.Request, rt *route, resp *http.Response, deadline *alarm) {
 	br := bufio.NewReader(resp.Body)
 	var held bytes.Buffer
 	var endpoint []byte
@@ -151,7 +150,7 @@ func (g *Gateway) relayLegacyStream(ctx context.Context, w http.ResponseWriter, 
 		}
 	}
 	if deadline != nil {
-		deadline.Stop() // from here on the stream may stay silent
+		deadline.stop() // from here on the stream may stay silent
 	}
 	copyResponseHeaders(w.Header(), resp.Header)
 	w.Header().Del("Content-Length")
