@@ -252,9 +252,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A hook, not With(): With copies the logger's context into a new
 	// 500-byte buffer on every request, most of which log nothing.
 	lg := g.log.Hook(requestIDHook(rid))
-	ri := &reqInfo{}
-	ctx := context.WithValue(lg.WithContext(r.Context()), requestIDKey{}, rid)
-	ctx = context.WithValue(ctx, reqInfoKey{}, ri)
+	ri := &reqInfo{rid: rid}
+	ctx := context.WithValue(lg.WithContext(r.Context()), reqInfoKey{}, ri)
 	r = r.WithContext(ctx)
 	sw := &statusWriter{ResponseWriter: w}
 
@@ -449,11 +448,12 @@ func (g *Gateway) writeUnauthorized(w http.ResponseWriter, r *http.Request, err 
 	g.writeAuthError(w, r, err)
 }
 
-type requestIDKey struct{}
-
+// requestID is the id of the request ctx belongs to ("" outside one).
 func requestID(ctx context.Context) string {
-	s, _ := ctx.Value(requestIDKey{}).(string)
-	return s
+	if ri := infoFrom(ctx); ri != nil {
+		return ri.rid
+	}
+	return ""
 }
 
 func logFrom(ctx context.Context) *zerolog.Logger { return zerolog.Ctx(ctx) }

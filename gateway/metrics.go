@@ -232,6 +232,7 @@ func (m *Metrics) bind(g *Gateway) { m.state.g = g }
 type reqInfo struct {
 	surface  string // surfaceRelay, surfaceMeta, surfaceUnknown, or "" (REST, UI, probes)
 	route    *route // the relayed route, when surface is surfaceRelay
+	rid      string // the request id (X-Request-Id)
 	subject  string
 	method   string
 	tool     string
