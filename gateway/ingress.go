@@ -497,7 +497,7 @@ func (c *ingressConn) serveOne() bool {
 // which answers or rejects it as net/http's server would.
 func (c *ingressConn) readRequest(buffered []byte, end int, limit int64) (*http.Request, int, error) {
 	if end >= 0 && int64(end) <= limit {
-		if req, n := httphead.ParseRequest(buffered, c.br); req != nil {
+		if req, n := httphead.ParseRequest(buffered[:end], c.br); req != nil {
 			_, _ = c.br.Discard(n)
 			return req, 1, nil // the fast path takes only heads with one Host line
 		}
