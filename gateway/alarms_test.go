@@ -13,19 +13,29 @@ func ringAt(s *alarms, d time.Duration) (*alarm, chan time.Time) {
 	return s.after(d, func() { ch <- time.Now() }), ch
 }
 
+// late is how long a test waits for a ring: generous, as CI machines are
+// shared.
+const late = 2 * time.Second
+
+// rang waits for the alarm behind ch and returns when it rang.
+func rang(t *testing.T, ch chan time.Time) time.Time {
+	t.Helper()
+	select {
+	case at := <-ch:
+		return at
+	case <-time.After(late):
+		t.Fatal("the alarm did not ring")
+		return time.Time{}
+	}
+}
+
 func TestAlarms(t *testing.T) {
-	const late = 2 * time.Second // generous: CI machines are shared
 	t.Run("rings once, not early", func(t *testing.T) {
 		s := newAlarms()
 		start := time.Now()
 		_, ch := ringAt(s, 30*time.Millisecond)
-		select {
-		case at := <-ch:
-			if at.Sub(start) < 30*time.Millisecond-sweepSlack {
-				t.Fatalf("rang after %v, want 30ms", at.Sub(start))
-			}
-		case <-time.After(late):
-			t.Fatal("did not ring")
+		if d := rang(t, ch).Sub(start); d < 30*time.Millisecond-sweepSlack {
+			t.Fatalf("rang after %v, want 30ms", d)
 		}
 		select {
 		case <-ch:
@@ -62,13 +72,8 @@ func TestAlarms(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 		moved := time.Now()
 		a.reset(100 * time.Millisecond)
-		select {
-		case at := <-ch:
-			if d := at.Sub(moved); d < 100*time.Millisecond-sweepSlack {
-				t.Fatalf("rang %v after the reset, want 100ms", d)
-			}
-		case <-time.After(late):
-			t.Fatal("did not ring")
+		if d := rang(t, ch).Sub(moved); d < 100*time.Millisecond-sweepSlack {
+			t.Fatalf("rang %v after the reset, want 100ms", d)
 		}
 	})
 	t.Run("an earlier alarm wakes the sweeper", func(t *testing.T) {
@@ -77,31 +82,20 @@ func TestAlarms(t *testing.T) {
 		defer far.stop()
 		start := time.Now()
 		_, ch := ringAt(s, 20*time.Millisecond)
-		select {
-		case at := <-ch:
-			if d := at.Sub(start); d > time.Second {
-				t.Fatalf("rang after %v: the sweeper slept on the hour-long alarm", d)
-			}
-		case <-time.After(late):
-			t.Fatal("did not ring while a later alarm was armed")
+		if d := rang(t, ch).Sub(start); d > time.Second {
+			t.Fatalf("rang after %v: the sweeper slept on the hour-long alarm", d)
 		}
 	})
 	t.Run("a stopped or fired alarm rings again when reset", func(t *testing.T) {
 		s := newAlarms()
 		a, ch := ringAt(s, time.Millisecond)
 		<-ch
-		a.reset(time.Millisecond)
-		select {
-		case <-ch:
-		case <-time.After(late):
-			t.Fatal("a fired alarm did not ring again")
-		}
-		a.stop()
-		a.reset(time.Millisecond)
-		select {
-		case <-ch:
-		case <-time.After(late):
-			t.Fatal("a stopped alarm did not ring again")
+		for _, stopFirst := range []bool{false, true} {
+			if stopFirst {
+				a.stop()
+			}
+			a.reset(time.Millisecond)
+			rang(t, ch)
 		}
 	})
 	t.Run("the sweeper ends when no alarm is left", func(t *testing.T) {
@@ -122,11 +116,7 @@ func TestAlarms(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		_, ch := ringAt(s, time.Millisecond) // and starts again
-		select {
-		case <-ch:
-		case <-time.After(late):
-			t.Fatal("no ring after the sweeper had ended")
-		}
+		rang(t, ch)
 	})
 }
 
@@ -134,7 +124,7 @@ func TestAlarms(t *testing.T) {
 // (for the race detector) and checks that exactly the ones left armed rang.
 func TestAlarmsConcurrent(t *testing.T) {
 	s := newAlarms()
-	var rang atomic.Int64
+	var settled atomic.Int64
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Add(1)
@@ -143,28 +133,28 @@ func TestAlarmsConcurrent(t *testing.T) {
 			for i := range 200 {
 				if (g+i)%2 == 0 {
 					// Armed far out, then moved near: rings once.
-					a := s.after(time.Hour, func() { rang.Add(1) })
+					a := s.after(time.Hour, func() { settled.Add(1) })
 					a.reset(time.Duration(i%3) * time.Millisecond)
 					continue
 				}
 				// Stopped, maybe after ringing: settles either way, once.
-				a := s.after(time.Duration(i%5)*time.Millisecond, func() { rang.Add(1) })
+				a := s.after(time.Duration(i%5)*time.Millisecond, func() { settled.Add(1) })
 				if a.stop() {
-					rang.Add(1)
+					settled.Add(1)
 				}
 			}
 		}()
 	}
 	wg.Wait()
 	deadline := time.Now().Add(5 * time.Second)
-	for rang.Load() != 8*200 {
+	for settled.Load() != 8*200 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d alarms settled", rang.Load(), 8*200)
+			t.Fatalf("%d of %d alarms settled", settled.Load(), 8*200)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(20 * time.Millisecond)
-	if n := rang.Load(); n != 8*200 {
+	if n := settled.Load(); n != 8*200 {
 		t.Fatalf("%d settlements, want %d: an alarm rang twice or after being stopped", n, 8*200)
 	}
 }

@@ -271,21 +271,11 @@ func ParseResponse(b []byte, req *http.Request, body io.Reader) (*http.Response,
 // knownMethod returns the method's name as a constant (no allocation), or
 // "" for a method outside the subset.
 func knownMethod(m []byte) string {
-	switch string(m) {
-	case http.MethodPost:
-		return http.MethodPost
-	case http.MethodGet:
-		return http.MethodGet
-	case http.MethodDelete:
-		return http.MethodDelete
-	case http.MethodHead:
-		return http.MethodHead
-	case http.MethodOptions:
-		return http.MethodOptions
-	case http.MethodPut:
-		return http.MethodPut
-	case http.MethodPatch:
-		return http.MethodPatch
+	for _, k := range [...]string{http.MethodPost, http.MethodGet, http.MethodDelete, http.MethodHead,
+		http.MethodOptions, http.MethodPut, http.MethodPatch} {
+		if string(m) == k {
+			return k
+		}
 	}
 	return ""
 }

@@ -131,21 +131,10 @@ func checkRequest(t *testing.T, b []byte) {
 	rest := &after{b: b}
 	got, n := ParseRequest(b, rest)
 	rest.off = n
-	if got == nil {
-		if n != 0 {
-			t.Fatalf("not handled, but a head length of %d", n)
-		}
+	if !handled(t, got != nil, n) {
 		return
 	}
-	src := bytes.NewReader(b)
-	br := bufio.NewReaderSize(src, 64<<10)
-	want, err := http.ReadRequest(br)
-	if err != nil {
-		t.Fatalf("fast path took a head net/http rejects (%v):\n%q", err, b)
-	}
-	if used := len(b) - br.Buffered() - src.Len(); n != used {
-		t.Fatalf("head length %d, net/http read %d:\n%q", n, used, b)
-	}
+	want := netHTTPRead(t, b, n, http.ReadRequest)
 	type view struct {
 		Method, RequestURI, Proto, Host string
 		ProtoMajor, ProtoMinor          int
@@ -173,21 +162,10 @@ func checkResponse(t *testing.T, b []byte, method string) {
 	rest := &after{b: b}
 	got, n := ParseResponse(b, req, rest)
 	rest.off = n
-	if got == nil {
-		if n != 0 {
-			t.Fatalf("not handled, but a head length of %d", n)
-		}
+	if !handled(t, got != nil, n) {
 		return
 	}
-	src := bytes.NewReader(b)
-	br := bufio.NewReaderSize(src, 64<<10)
-	want, err := http.ReadResponse(br, req)
-	if err != nil {
-		t.Fatalf("fast path took a head net/http rejects (%v):\n%q", err, b)
-	}
-	if used := len(b) - br.Buffered() - src.Len(); n != used {
-		t.Fatalf("head length %d, net/http read %d:\n%q", n, used, b)
-	}
+	want := netHTTPRead(t, b, n, func(br *bufio.Reader) (*http.Response, error) { return http.ReadResponse(br, req) })
 	type view struct {
 		Status, Proto                      string
 		StatusCode, ProtoMajor, ProtoMinor int
@@ -207,6 +185,32 @@ func checkResponse(t *testing.T, b []byte, method string) {
 		t.Fatalf("parsed differently:\n fast:     %+v\n net/http: %+v\n%q", g, w, b)
 	}
 	sameBody(t, got.Body, want.Body, b)
+}
+
+// handled reports whether the fast path took the head; a head it did not
+// take must come with no length.
+func handled(t *testing.T, ok bool, n int) bool {
+	t.Helper()
+	if !ok && n != 0 {
+		t.Fatalf("not handled, but a head length of %d", n)
+	}
+	return ok
+}
+
+// netHTTPRead parses b with net/http's read, which must accept it and
+// consume exactly the n bytes of head the fast path did.
+func netHTTPRead[T any](t *testing.T, b []byte, n int, read func(*bufio.Reader) (T, error)) T {
+	t.Helper()
+	src := bytes.NewReader(b)
+	br := bufio.NewReaderSize(src, 64<<10)
+	want, err := read(br)
+	if err != nil {
+		t.Fatalf("fast path took a head net/http rejects (%v):\n%q", err, b)
+	}
+	if used := len(b) - br.Buffered() - src.Len(); n != used {
+		t.Fatalf("head length %d, net/http read %d:\n%q", n, used, b)
+	}
+	return want
 }
 
 // after reads b from off on: the bytes after the head, as the

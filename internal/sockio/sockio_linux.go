@@ -61,12 +61,10 @@ func (c *conn) Read(b []byte) (int, error) {
 	n, errno := c.rn, c.rerr
 	c.rb = nil
 	c.rmu.Unlock()
-	switch {
-	case err != nil:
-		return 0, c.opError("read", err)
-	case errno != 0:
-		return 0, c.opError("read", os.NewSyscallError("read", errno))
-	case n == 0:
+	if err := c.failure("read", err, errno); err != nil {
+		return 0, err
+	}
+	if n == 0 {
 		return 0, io.EOF
 	}
 	return n, nil
@@ -94,13 +92,19 @@ func (c *conn) Write(b []byte) (int, error) {
 	n, errno := c.wn, c.werr
 	c.wb = nil
 	c.wmu.Unlock()
+	return n, c.failure("write", err, errno)
+}
+
+// failure is the error of a read or write: the poller's (a deadline, a
+// closed connection) or the system call's, or nil.
+func (c *conn) failure(op string, err error, errno syscall.Errno) error {
 	switch {
 	case err != nil:
-		return n, c.opError("write", err)
+		return c.opError(op, err)
 	case errno != 0:
-		return n, c.opError("write", os.NewSyscallError("write", errno))
+		return c.opError(op, os.NewSyscallError(op, errno))
 	}
-	return n, nil
+	return nil
 }
 
 // write is Write's callback; false means wait until writable, then go on.
