@@ -24,7 +24,7 @@ import (
 	"net/url"
 )
 
-// maxContentLength bounds the Content-Length digits the fast path reads
+// maxContentLengthDigits bounds the Content-Length digits the fast path reads
 // (18 digits always fit an int64); longer ones go to net/http.
 const maxContentLengthDigits = 18
 
@@ -105,7 +105,7 @@ func scan(b []byte, fields []field) (h head, ok bool) {
 	}
 }
 
-// fields builds the header map of a scanned head whose text is s. It
+// header builds the header map of a scanned head whose text is s. It
 // reports the Content-Length (-1 for none) and false for a head outside
 // the subset. request selects the request rules: the Host line is taken
 // out, and returned.
