@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +32,7 @@ const (
 	rpcInvalidRequest = -32600
 	rpcServerError    = -32000
 	rpcForbidden      = -32003
+	rpcHeaderMismatch = -32020 // the 2026-07-28 protocol's HeaderMismatch
 )
 
 // errUpstreamTimeout is the cancellation cause when an upstream exceeded the
@@ -74,7 +76,7 @@ type rpcMessage struct {
 // is the only reading of the body on the relay path: one validity pass, then
 // a scan that picks out method, id and tool name without building the rest.
 func parseRPC(body []byte) ([]rpcMessage, error) {
-	if !json.Valid(body) {
+	if !validJSON(body) {
 		var v any
 		if err := json.Unmarshal(body, &v); err != nil {
 			return nil, err
@@ -82,6 +84,50 @@ func parseRPC(body []byte) ([]rpcMessage, error) {
 		return nil, errors.New("invalid JSON")
 	}
 	return scanRPC(body)
+}
+
+// checkRoutingHeaders refuses a request whose Mcp-Method or Mcp-Name header
+// names another operation than its body does. The 2026-07-28 protocol
+// added those headers so that intermediaries can route without reading
+// bodies, and requires servers to refuse a disagreement. The gateway judges
+// the body; an upstream that trusted a header saying otherwise would run
+// what the policy never saw.
+func checkRoutingHeaders(h http.Header, msgs []rpcMessage) error {
+	mh, hasMethod := h["Mcp-Method"]
+	nh, hasName := h["Mcp-Name"]
+	if !hasMethod && !hasName {
+		return nil
+	}
+	if len(mh) > 1 || len(nh) > 1 {
+		return errors.New("header mismatch: more than one Mcp-Method or Mcp-Name header")
+	}
+	for _, m := range msgs {
+		if m.Method == "" {
+			continue // a response carries neither header
+		}
+		if hasMethod {
+			if v, ok := decodeMCPHeader(mh[0]); !ok || v != m.Method {
+				return fmt.Errorf("header mismatch: Mcp-Method header %q, body method %q", mh[0], m.Method)
+			}
+		}
+		if hasName && (m.Method == "tools/call" || m.Method == "prompts/get") {
+			if v, ok := decodeMCPHeader(nh[0]); !ok || v != m.Params.Name {
+				return fmt.Errorf("header mismatch: Mcp-Name header %q, body params.name %q", nh[0], m.Params.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// decodeMCPHeader undoes the protocol's encoding of a header value that
+// is not plain ASCII: "=?base64?" + standard Base64 of its UTF-8 + "?=".
+func decodeMCPHeader(v string) (string, bool) {
+	const prefix, suffix = "=?base64?", "?="
+	if len(v) < len(prefix)+len(suffix) || !strings.HasPrefix(v, prefix) || !strings.HasSuffix(v, suffix) {
+		return v, true
+	}
+	b, err := base64.StdEncoding.DecodeString(v[len(prefix) : len(v)-len(suffix)])
+	return string(b), err == nil
 }
 
 // writeRPCError answers with a JSON-RPC error object; id may be nil.
@@ -196,6 +242,10 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 			return
 		}
 		noteRPC(r.Context(), method(msgs), tool(msgs)) // for the request's log event and metrics
+		if err := checkRoutingHeaders(r.Header, msgs); err != nil {
+			writeRPCError(w, r, http.StatusBadRequest, firstID(msgs), rpcHeaderMismatch, err.Error())
+			return
+		}
 		for _, m := range msgs {
 			if m.Method == "" {
 				continue // a response to a server-initiated request

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 
@@ -10,7 +11,7 @@ import (
 // scanRPC reads what the relay needs from a JSON-RPC body — each message's
 // jsonrpc version, id, method and params.name — without decoding the rest:
 // arguments and _meta are skipped, not built. The body must already be valid
-// JSON (json.Valid), which scanRPC relies on to skip values by brackets.
+// JSON (validJSON), which scanRPC relies on to skip values by brackets.
 // It returns the same messages and errors as decoding with encoding/json.
 func scanRPC(body []byte) ([]rpcMessage, error) {
 	i := registry.SkipJSONSpace(body, 0)
@@ -20,22 +21,21 @@ func scanRPC(body []byte) ([]rpcMessage, error) {
 	var msgs []rpcMessage
 	switch body[i] {
 	case '{':
-		m, _, err := scanMessage(body, i)
-		if err != nil {
+		msgs = make([]rpcMessage, 1)
+		if _, err := scanMessage(body, i, &msgs[0]); err != nil {
 			return nil, err
 		}
-		msgs = []rpcMessage{m}
 	case '[':
 		i = registry.SkipJSONSpace(body, i+1)
 		for i < len(body) && body[i] != ']' {
 			if body[i] != '{' {
 				return nil, errors.New("batch element is not an object")
 			}
-			m, next, err := scanMessage(body, i)
+			msgs = append(msgs, rpcMessage{})
+			next, err := scanMessage(body, i, &msgs[len(msgs)-1])
 			if err != nil {
 				return nil, err
 			}
-			msgs = append(msgs, m)
 			i = registry.SkipJSONSpace(body, next)
 			if i < len(body) && body[i] == ',' {
 				i = registry.SkipJSONSpace(body, i+1)
@@ -58,16 +58,36 @@ func scanRPC(body []byte) ([]rpcMessage, error) {
 	return msgs, nil
 }
 
-// scanMessage reads one message object starting at body[i] == '{' and
-// returns the index after its closing brace.
-func scanMessage(body []byte, i int) (rpcMessage, int, error) {
-	var m rpcMessage
-	err := scanObject(body, i, func(key []byte, v []byte) error {
-		switch string(key) {
+// scanMessage reads one message object starting at body[i] == '{' into m
+// and returns the index after its closing brace.
+//
+// Members are matched as encoding/json matches them to fields: exactly,
+// else case-insensitively (Unicode folding, so "ſ" stands for "s"). A Go
+// upstream reads "METHOD" as the method, and the relay must judge the
+// message the upstream will run. A member the relay reads may appear only
+// once: parsers disagree on which duplicate wins (encoding/json and
+// JSON.parse take the last, others the first), and a message that reads
+// as tools/list here must not read as tools/call upstream.
+func scanMessage(body []byte, i int, m *rpcMessage) (int, error) {
+	var o objectScan
+	o.start(body, i)
+	var seen [len(rpcMembers)]bool
+	for o.next() {
+		k := memberIndex(o.key, rpcMembers[:])
+		if k < 0 {
+			continue
+		}
+		if seen[k] {
+			return 0, errors.New(`duplicate "` + rpcMembers[k] + `" member`)
+		}
+		seen[k] = true
+		v := o.value
+		var err error
+		switch rpcMembers[k] {
 		case "jsonrpc":
-			return scanString(v, &m.JSONRPC, "jsonrpc")
+			err = scanString(v, &m.JSONRPC, "jsonrpc")
 		case "method":
-			return scanString(v, &m.Method, "method")
+			err = scanString(v, &m.Method, "method")
 		case "id":
 			m.ID = v
 		case "result":
@@ -75,56 +95,118 @@ func scanMessage(body []byte, i int) (rpcMessage, int, error) {
 		case "error":
 			m.Error = true
 		case "params":
-			if len(v) > 0 && v[0] == '{' {
-				return scanObject(v, 0, func(k, pv []byte) error {
-					if string(k) == "name" && len(pv) > 0 && pv[0] == '"' {
-						return scanString(pv, &m.Params.Name, "params.name")
-					}
-					return nil
-				}, nil)
-			}
+			err = scanParams(v, m)
 		}
-		return nil
-	}, &i)
-	return m, i, err
+		if err != nil {
+			return 0, err
+		}
+	}
+	return o.end, o.err
 }
 
-// scanObject calls fn for each key and raw value of the object at body[i].
-// When end is not nil it receives the index after the closing brace.
-func scanObject(body []byte, i int, fn func(key, value []byte) error, end *int) error {
-	if i >= len(body) || body[i] != '{' {
-		return errors.New("not an object")
+// rpcMembers are the members of a message the relay reads.
+var rpcMembers = [...]string{"jsonrpc", "method", "id", "params", "result", "error"}
+
+var nameMember = []string{"name"}
+
+// scanParams reads params.name, under the same matching rules as the
+// message's members.
+func scanParams(v []byte, m *rpcMessage) error {
+	if len(v) == 0 || v[0] != '{' {
+		return nil
 	}
-	i = registry.SkipJSONSpace(body, i+1)
-	for i < len(body) && body[i] != '}' {
-		ks := i
-		ke := registry.SkipJSONValue(body, i)
-		key := body[ks+1 : ke-1]
-		i = registry.SkipJSONSpace(body, ke)
-		i = registry.SkipJSONSpace(body, i+1) // the ':'
-		vs := i
-		ve := registry.SkipJSONValue(body, i)
-		if hasEscape(key) {
-			var k string
-			if err := json.Unmarshal(body[ks:ke], &k); err != nil {
+	var p objectScan
+	p.start(v, 0)
+	seen := false
+	for p.next() {
+		if memberIndex(p.key, nameMember) < 0 {
+			continue
+		}
+		if seen {
+			return errors.New(`duplicate "params.name" member`)
+		}
+		seen = true
+		if len(p.value) > 0 && p.value[0] == '"' {
+			if err := scanString(p.value, &m.Params.Name, "params.name"); err != nil {
 				return err
 			}
-			key = []byte(k)
-		}
-		if err := fn(key, body[vs:ve]); err != nil {
-			return err
-		}
-		i = registry.SkipJSONSpace(body, ve)
-		if i < len(body) && body[i] == ',' {
-			i = registry.SkipJSONSpace(body, i+1)
 		}
 	}
-	if end != nil {
-		*end = i + 1
-	}
-	return nil
+	return p.err
 }
 
+// memberIndex is the index in names of the member key stands for, or -1.
+func memberIndex(key []byte, names []string) int {
+	for i, n := range names {
+		if string(key) == n {
+			return i
+		}
+	}
+	for i, n := range names {
+		if bytes.EqualFold(key, []byte(n)) {
+			return i
+		}
+	}
+	return -1
+}
+
+// objectScan walks the members of a valid JSON object, one key and raw
+// value per call of next, without a closure per object (a closure that
+// writes into the message would move the message to the heap).
+type objectScan struct {
+	b          []byte
+	i          int
+	key, value []byte
+	end        int // the index after the closing brace, once next is false
+	err        error
+	scratch    []byte // the unescaped key, when it had escapes
+}
+
+func (o *objectScan) start(b []byte, i int) {
+	o.b, o.i = b, i
+	if i >= len(b) || b[i] != '{' {
+		o.err = errors.New("not an object")
+		o.i = len(b)
+		return
+	}
+	o.i = registry.SkipJSONSpace(b, i+1)
+}
+
+func (o *objectScan) next() bool {
+	b, i := o.b, o.i
+	if o.err != nil || i >= len(b) || b[i] == '}' {
+		o.end = i + 1
+		return false
+	}
+	ks := i
+	ke := registry.SkipJSONValue(b, i)
+	o.key = b[ks+1 : ke-1]
+	i = registry.SkipJSONSpace(b, ke)
+	i = registry.SkipJSONSpace(b, i+1) // the ':'
+	vs := i
+	ve := registry.SkipJSONValue(b, i)
+	o.value = b[vs:ve]
+	if hasEscape(o.key) {
+		var k string
+		if err := json.Unmarshal(b[ks:ke], &k); err != nil {
+			o.err = err
+			o.end = len(b)
+			return false
+		}
+		o.key = append(o.scratch[:0], k...)
+		o.scratch = o.key
+	}
+	i = registry.SkipJSONSpace(b, ve)
+	if i < len(b) && b[i] == ',' {
+		i = registry.SkipJSONSpace(b, i+1)
+	}
+	o.i = i
+	return true
+}
+
+// scanString sets *dst from the JSON string v. The protocol's version and
+// the MCP method names come up on every call; they are shared constants
+// rather than a fresh copy each time.
 func scanString(v []byte, dst *string, field string) error {
 	if len(v) < 2 || v[0] != '"' {
 		if string(v) == "null" {
@@ -132,11 +214,37 @@ func scanString(v []byte, dst *string, field string) error {
 		}
 		return errors.New(`"` + field + `" must be a string`)
 	}
-	if !hasEscape(v[1 : len(v)-1]) {
-		*dst = string(v[1 : len(v)-1])
+	raw := v[1 : len(v)-1]
+	if !plainASCII(raw) {
+		// Escapes to undo, or bytes that encoding/json would turn into
+		// U+FFFD when they are not UTF-8: decode as an upstream would.
+		return json.Unmarshal(v, dst)
+	}
+	if s, ok := internedNames[string(raw)]; ok {
+		*dst = s
 		return nil
 	}
-	return json.Unmarshal(v, dst)
+	*dst = string(raw)
+	return nil
+}
+
+// internedNames holds "2.0" and every method name metrics know.
+var internedNames = func() map[string]string {
+	m := map[string]string{"2.0": "2.0"}
+	for k := range knownMethods {
+		m[k] = k
+	}
+	return m
+}()
+
+// plainASCII reports whether b has neither escapes nor bytes above 0x7f.
+func plainASCII(b []byte) bool {
+	for _, c := range b {
+		if c == '\\' || c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 func hasEscape(b []byte) bool {
@@ -146,4 +254,183 @@ func hasEscape(b []byte) bool {
 		}
 	}
 	return false
+}
+
+// maxJSONDepth is encoding/json's nesting limit: json.Valid refuses a
+// value nested deeper, and so does validJSON.
+const maxJSONDepth = 10000
+
+// validJSON reports whether b is exactly one JSON value with optional
+// whitespace around it: json.Valid's answer (the differential fuzz test
+// holds it to that), in one pass without encoding/json's per-byte state
+// machine, which cost more than the rest of the relay's reading of a body.
+func validJSON(b []byte) bool {
+	i := registry.SkipJSONSpace(b, 0)
+	i = validValue(b, i, 0)
+	return i >= 0 && registry.SkipJSONSpace(b, i) == len(b)
+}
+
+// validValue checks the value at b[i] and returns the index after it, or
+// -1 when it is not valid JSON.
+func validValue(b []byte, i, depth int) int {
+	if i >= len(b) {
+		return -1
+	}
+	switch c := b[i]; {
+	case c == '{':
+		if depth == maxJSONDepth {
+			return -1
+		}
+		i = registry.SkipJSONSpace(b, i+1)
+		if i < len(b) && b[i] == '}' {
+			return i + 1
+		}
+		for {
+			if i >= len(b) || b[i] != '"' {
+				return -1
+			}
+			if i = validString(b, i); i < 0 {
+				return -1
+			}
+			i = registry.SkipJSONSpace(b, i)
+			if i >= len(b) || b[i] != ':' {
+				return -1
+			}
+			i = validValue(b, registry.SkipJSONSpace(b, i+1), depth+1)
+			if i < 0 {
+				return -1
+			}
+			i = registry.SkipJSONSpace(b, i)
+			if i >= len(b) {
+				return -1
+			}
+			switch b[i] {
+			case '}':
+				return i + 1
+			case ',':
+				i = registry.SkipJSONSpace(b, i+1)
+			default:
+				return -1
+			}
+		}
+	case c == '[':
+		if depth == maxJSONDepth {
+			return -1
+		}
+		i = registry.SkipJSONSpace(b, i+1)
+		if i < len(b) && b[i] == ']' {
+			return i + 1
+		}
+		for {
+			if i = validValue(b, i, depth+1); i < 0 {
+				return -1
+			}
+			i = registry.SkipJSONSpace(b, i)
+			if i >= len(b) {
+				return -1
+			}
+			switch b[i] {
+			case ']':
+				return i + 1
+			case ',':
+				i = registry.SkipJSONSpace(b, i+1)
+			default:
+				return -1
+			}
+		}
+	case c == '"':
+		return validString(b, i)
+	case c == 't':
+		return validLiteral(b, i, "true")
+	case c == 'f':
+		return validLiteral(b, i, "false")
+	case c == 'n':
+		return validLiteral(b, i, "null")
+	case c == '-' || c >= '0' && c <= '9':
+		return validNumber(b, i)
+	}
+	return -1
+}
+
+// validString checks the string at b[i] == '"'. Like encoding/json it
+// refuses control characters and unknown escapes and lets any other byte
+// through, invalid UTF-8 included.
+func validString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1
+		case c < 0x20:
+			return -1
+		case c == '\\':
+			i++
+			if i >= len(b) {
+				return -1
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(b) {
+					return -1
+				}
+				for _, h := range b[i+1 : i+5] {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return -1
+					}
+				}
+				i += 4
+			default:
+				return -1
+			}
+		}
+	}
+	return -1
+}
+
+func validLiteral(b []byte, i int, lit string) int {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return -1
+	}
+	return i + len(lit)
+}
+
+// validNumber checks -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?.
+func validNumber(b []byte, i int) int {
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		i = digits(b, i)
+	default:
+		return -1
+	}
+	if i < len(b) && b[i] == '.' {
+		j := digits(b, i+1)
+		if j == i+1 {
+			return -1
+		}
+		i = j
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		j := digits(b, i)
+		if j == i {
+			return -1
+		}
+		i = j
+	}
+	return i
+}
+
+func digits(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i
 }

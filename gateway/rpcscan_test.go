@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -35,6 +36,29 @@ var rpcSamples = []string{
 	`[{"jsonrpc":"2.0","id":1,"method":"a"},{"jsonrpc":"2.0","id":2,"method":"b","params":{"name":"t\u00e9"}}]`,
 	`{"jsonrpc":"2.0","id":7,"method":"tools\/call","params":{"name":"e\\cho"}}`,
 	`{"jsonrpc":"2.0","id":9.5e3,"method":"x","params":{"nested":{"name":"deep"},"name":"top"}}`,
+	// encoding/json matches member names case-insensitively, Unicode folding included.
+	`{"JSONRPC":"2.0","Id":3,"METHOD":"tools/call","Params":{"NAME":"up"}}`,
+	`{"jsonrpc":"2.0","id":3,"method":"tools/call","paramſ":{"name":"long s"}}`,
+	// Bytes that are not UTF-8 decode to U+FFFD.
+	"{\"jsonrpc\":\"2.0\",\"method\":\"\xfa\",\"params\":{\"name\":\"t\xff\"}}",
+}
+
+// TestScanRPCRefusesDuplicates checks that a member the relay reads may
+// appear only once, in any spelling encoding/json would match.
+func TestScanRPCRefusesDuplicates(t *testing.T) {
+	for _, s := range []string{
+		`{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call"}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/list","METHOD":"tools/call"}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","Name":"b"}}`,
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"},"paramſ":{"name":"b"}}`,
+		`{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}`,
+		`{"jsonrpc":"2.0","jsonrpc":"2.0","method":"ping"}`,
+		`[{"jsonrpc":"2.0","method":"ping"},{"jsonrpc":"2.0","id":1,"result":{},"Result":{}}]`,
+	} {
+		if msgs, err := scanRPC([]byte(s)); err == nil || !strings.Contains(err.Error(), "duplicate") {
+			t.Errorf("scanRPC(%s) = %+v, %v; want a duplicate member error", s, msgs, err)
+		}
+	}
 }
 
 func TestScanRPCMatchesDecoding(t *testing.T) {
@@ -119,4 +143,45 @@ func compactJSON(b []byte) []byte {
 		return b
 	}
 	return buf.Bytes()
+}
+
+// validJSONCases are edge cases of the JSON grammar; each must get
+// json.Valid's answer.
+var validJSONCases = []string{
+	``, ` `, `0`, `-0`, `-`, `01`, `1.`, `1.5`, `.5`, `1e`, `1e+`, `1E-7`, `1e07`, `-1.0e+10`, `2a`,
+	`true`, `tru`, `truex`, `false`, `null`, `nul`, `nullnull`, `"`, `""`, `"\"`, `"\\"`, `"\u00e9"`,
+	`"\u00g9"`, `"\u00e"`, `"\x"`, `"a` + "\x01" + `"`, "\"\xff\xfe\"", "\"\t\"", `"\/"`,
+	`{}`, `{ }`, `{"a":1}`, `{"a":1,}`, `{"a"1}`, `{a:1}`, `{"a":}`, `{,}`, `{"a":1 "b":2}`, `{"a":[1,{"b":null}]}`,
+	`[]`, `[ ]`, `[1,]`, `[,1]`, `[1 2]`, `[[[]]]`, `[{]}`, `{"a":]`, "[1,\r\n\t2]", `[1]]`, `[1] x`,
+	"\v1", "1\f", ` {"jsonrpc":"2.0"} `,
+	strings.Repeat("[", 10000) + strings.Repeat("]", 10000),
+	strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
+	strings.Repeat(`{"a":`, 10000) + "1" + strings.Repeat("}", 10000),
+	strings.Repeat(`{"a":`, 10001) + "1" + strings.Repeat("}", 10001),
+}
+
+func TestValidJSONMatchesEncodingJSON(t *testing.T) {
+	for _, s := range append(validJSONCases, rpcSamples...) {
+		name := s
+		if len(name) > 40 {
+			name = name[:40]
+		}
+		t.Run(name, func(t *testing.T) {
+			if got, want := validJSON([]byte(s)), json.Valid([]byte(s)); got != want {
+				t.Fatalf("validJSON(%q) = %v, json.Valid says %v", s, got, want)
+			}
+		})
+	}
+}
+
+// FuzzValidJSON holds validJSON to json.Valid on any input.
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range append(validJSONCases[:len(validJSONCases)-4], rpcSamples...) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := validJSON(b), json.Valid(b); got != want {
+			t.Fatalf("validJSON(%q) = %v, json.Valid says %v", b, got, want)
+		}
+	})
 }
