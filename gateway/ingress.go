@@ -249,7 +249,7 @@ type ingressConn struct {
 	watching   bool
 	stopping   bool
 	watchDone  chan struct{}
-	cancel     context.CancelFunc
+	cancel     context.CancelCauseFunc
 }
 
 // watchDelay is how long a request runs before the ingress starts
@@ -455,8 +455,8 @@ func (c *ingressConn) serveOne() bool {
 		c.fail(http.StatusExpectationFailed, "unsupported Expect header")
 		return false
 	}
-	ctx, cancel := context.WithCancel(c.ctx)
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(c.ctx)
+	defer cancel(nil)
 	noBody := req.Body == http.NoBody || req.ContentLength == 0
 	if !noBody {
 		req.Body = body
@@ -464,6 +464,7 @@ func (c *ingressConn) serveOne() bool {
 	}
 	req.RemoteAddr = c.remote
 	req = req.WithContext(ctx)
+	w.cancel = cancel
 
 	c.watchMu.Lock()
 	c.watchFired, c.bodyDone, c.watching, c.stopping, c.cancel = false, noBody, false, false, cancel
@@ -687,7 +688,7 @@ func (c *ingressConn) startWatchLocked() {
 	go c.watch(c.cancel, c.watchDone)
 }
 
-func (c *ingressConn) watch(cancel context.CancelFunc, done chan struct{}) {
+func (c *ingressConn) watch(cancel context.CancelCauseFunc, done chan struct{}) {
 	defer close(done)
 	var b [1]byte
 	n, err := c.c.Read(b[:])
@@ -699,7 +700,7 @@ func (c *ingressConn) watch(cancel context.CancelFunc, done chan struct{}) {
 		return
 	}
 	if err != nil && !c.stopping {
-		cancel() // the client hung up
+		cancel(nil) // the client hung up
 	}
 }
 

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -33,6 +34,9 @@ type ingressResponse struct {
 	wants10KeepAlive bool
 	body             *ingressBody // nil when the request has none
 	failedWrite      bool
+	// cancel cancels the request's context; the relay uses it for
+	// upstream timeouts (see requestCancel).
+	cancel context.CancelCauseFunc
 }
 
 var (

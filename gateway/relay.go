@@ -270,8 +270,16 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 		return
 	}
 
-	ctx, cancel := context.WithCancelCause(r.Context())
-	defer cancel(nil)
+	// Served by the ingress, the request's own context is the one to cancel
+	// on an upstream timeout: a context of the relay's own would cost a
+	// second cancelation layer (and its channel and child map) per call.
+	ctx, cancel := r.Context(), requestCancel(w)
+	if cancel == nil {
+		var stop context.CancelCauseFunc
+		ctx, stop = context.WithCancelCause(ctx)
+		defer stop(nil)
+		cancel = stop
+	}
 	out, err := g.upstreamRequest(ctx, r, rt, kind, body, passthrough)
 	if err != nil {
 		switch {
@@ -327,7 +335,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 		c.idle, c.idleFor = idle, timeout // between events, the timeout is an idle timeout
 	}
 	err = c.run(w, resp.Body)
-	if err != nil && errors.Is(context.Cause(ctx), errUpstreamTimeout) && r.Context().Err() == nil {
+	if err != nil && errors.Is(context.Cause(ctx), errUpstreamTimeout) {
 		logFrom(r.Context()).Warn().Str("server", rt.server.Path).Err(err).Msg("upstream stream cut by timeout")
 		// Tell the client which request failed rather than leave it
 		// waiting for an answer that will not come.
@@ -336,6 +344,29 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 			_ = http.NewResponseController(w).Flush()
 		}
 	}
+}
+
+// requestCancel is the cancel function of the request's context when the
+// ingress serves it, found through wrapping writers, else nil.
+func requestCancel(w http.ResponseWriter) context.CancelCauseFunc {
+	for {
+		switch x := w.(type) {
+		case *ingressResponse:
+			return x.cancel
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return nil
+		}
+	}
+}
+
+// callerGone reports whether the caller hung up. The relay cancels the
+// request's context with errUpstreamTimeout when the upstream is too slow,
+// and that is not the caller going away.
+func callerGone(r *http.Request) bool {
+	err := context.Cause(r.Context())
+	return err != nil && !errors.Is(err, errUpstreamTimeout)
 }
 
 // rechecker is the health checker's way to re-read a server's tools now.
@@ -422,11 +453,10 @@ func (g *Gateway) upstreamRequest(ctx context.Context, r *http.Request, rt *rout
 		Host:       u.Host,
 	}).WithContext(ctx)
 	if body != nil {
-		out.Body = io.NopCloser(bytes.NewReader(body))
+		rb := &replayBody{b: body}
+		rb.r.Reset(body)
+		out.Body, out.GetBody = rb, rb.again
 		out.ContentLength = int64(len(body))
-		// GetBody lets the transport resend the request on a pooled
-		// connection the upstream had closed before reading it.
-		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	h := out.Header
 	// Headers the caller's Connection header names are hop-by-hop too.
@@ -460,6 +490,25 @@ func (g *Gateway) upstreamRequest(ctx context.Context, r *http.Request, rt *rout
 	}
 	return out, nil
 }
+
+// replayBody is a relayed request's body, already read: one object where
+// io.NopCloser of a bytes.Reader and a GetBody closure were three.
+type replayBody struct {
+	r bytes.Reader
+	b []byte
+}
+
+func (rb *replayBody) Read(p []byte) (int, error) { return rb.r.Read(p) }
+func (rb *replayBody) Close() error               { return nil }
+
+// again is the request's GetBody: it lets the transport resend the
+// request on a pooled connection the upstream had closed before reading it.
+func (rb *replayBody) again() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(rb.b)), nil
+}
+
+// WriteTo lets io.Copy hand the bytes over without a buffer of its own.
+func (rb *replayBody) WriteTo(w io.Writer) (int64, error) { return rb.r.WriteTo(w) }
 
 // firstValue is h.Get(k) for a k already canonical.
 func firstValue(h http.Header, k string) string {
@@ -511,8 +560,8 @@ func (g *Gateway) writeSessionNotFound(w http.ResponseWriter, r *http.Request, m
 // writeUpstreamError answers 504 for a timeout and 502 for any other
 // failure to reach the upstream, as a JSON-RPC error for JSON-RPC requests.
 func (g *Gateway) writeUpstreamError(w http.ResponseWriter, r *http.Request, rt *route, msgs []rpcMessage, err, cause error) {
-	if r.Context().Err() != nil {
-		return // the caller went away; nobody to answer
+	if callerGone(r) {
+		return // nobody to answer
 	}
 	status, what := http.StatusBadGateway, "could not be reached"
 	var ne net.Error

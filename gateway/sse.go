@@ -164,7 +164,7 @@ func (g *Gateway) relayLegacyStream(ctx context.Context, w http.ResponseWriter, 
 }
 
 func (g *Gateway) writeUpstreamStreamError(ctx context.Context, w http.ResponseWriter, r *http.Request, rt *route, err error) {
-	if r.Context().Err() != nil {
+	if callerGone(r) {
 		return
 	}
 	// A read cut by the deadline surfaces as a canceled context.

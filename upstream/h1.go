@@ -49,8 +49,8 @@ type H1Transport struct {
 	dialer net.Dialer
 
 	mu      sync.Mutex
-	idle    map[string][]*h1Conn // by scheme://host:port, most recently used last
-	sweeper *time.Timer          // armed while any connection is idle
+	idle    map[poolKey][]*h1Conn // most recently used last
+	sweeper *time.Timer           // armed while any connection is idle
 	dials   atomic.Int64
 }
 
@@ -73,7 +73,7 @@ func NewH1Transport(opts H1Options) *H1Transport {
 	return &H1Transport{
 		opts:   opts,
 		dialer: net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second},
-		idle:   map[string][]*h1Conn{},
+		idle:   map[poolKey][]*h1Conn{},
 	}
 }
 
@@ -84,7 +84,7 @@ func (t *H1Transport) Dials() int64 { return t.dials.Load() }
 func (t *H1Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	idle := t.idle
-	t.idle = map[string][]*h1Conn{}
+	t.idle = map[poolKey][]*h1Conn{}
 	t.mu.Unlock()
 	for _, list := range idle {
 		for _, c := range list {
@@ -112,12 +112,12 @@ func (t *H1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.opts.Fallback.RoundTrip(req)
 	}
 	ctx := req.Context()
-	key := req.URL.Scheme + "://" + hostPort(req.URL.Scheme, req.URL.Host)
+	key := poolKey{req.URL.Scheme, hostPort(req.URL.Scheme, req.URL.Host)}
 	for attempt := 0; ; attempt++ {
 		c, reused := t.pooled(key)
 		if c == nil {
 			var err error
-			if c, err = t.dial(ctx, req.URL.Scheme, key); err != nil {
+			if c, err = t.dial(ctx, key); err != nil {
 				closeBody(req)
 				return nil, err
 			}
@@ -154,6 +154,10 @@ func closeBody(req *http.Request) {
 	}
 }
 
+// poolKey names the upstream a pooled connection goes to: a struct, not
+// "scheme://host:port", so that finding one costs no string building.
+type poolKey struct{ scheme, addr string }
+
 // hostPort adds the scheme's default port to host when it has none.
 func hostPort(scheme, host string) string {
 	if _, _, err := net.SplitHostPort(host); err == nil {
@@ -167,7 +171,7 @@ func hostPort(scheme, host string) string {
 }
 
 // pooled takes the most recently used live idle connection to key.
-func (t *H1Transport) pooled(key string) (*h1Conn, bool) {
+func (t *H1Transport) pooled(key poolKey) (*h1Conn, bool) {
 	now := time.Now()
 	for {
 		t.mu.Lock()
@@ -240,8 +244,8 @@ func (t *H1Transport) sweep() {
 	}
 }
 
-func (t *H1Transport) dial(ctx context.Context, scheme, key string) (*h1Conn, error) {
-	addr := strings.TrimPrefix(key, scheme+"://")
+func (t *H1Transport) dial(ctx context.Context, key poolKey) (*h1Conn, error) {
+	scheme, addr := key.scheme, key.addr
 	raw, err := t.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: dial %s: %w", addr, err)
@@ -275,7 +279,7 @@ func (t *H1Transport) dial(ctx context.Context, scheme, key string) (*h1Conn, er
 // h1Conn is one upstream connection, used by one request at a time.
 type h1Conn struct {
 	t      *H1Transport
-	key    string
+	key    poolKey
 	conn   net.Conn // what requests are written to (TLS or TCP)
 	raw    net.Conn // the TCP connection underneath
 	br     *bufio.Reader
