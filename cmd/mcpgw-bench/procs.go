@@ -36,13 +36,16 @@ func freeAddr() (string, error) {
 
 // startGateway runs `mcpgw serve` on a free loopback port with data in dir
 // and waits until /readyz answers 200. It returns how long that took.
-func startGateway(ctx context.Context, bin, dir string) (*proc, time.Duration, error) {
+func startGateway(ctx context.Context, bin, dir, logLevel string) (*proc, time.Duration, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, 0, err
 	}
+	if logLevel == "" {
+		logLevel = "warn"
+	}
 	logs := &bytes.Buffer{}
-	cmd := exec.CommandContext(ctx, bin, "serve", "--listen", addr, "--data", dir, "--log-level", "warn")
+	cmd := exec.CommandContext(ctx, bin, "serve", "--listen", addr, "--data", dir, "--log-level", logLevel)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	dieWithParent(cmd)
 	start := time.Now()

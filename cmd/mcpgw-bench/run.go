@@ -58,7 +58,7 @@ func run(ctx context.Context, cfg config) (*results, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	e.gw, _, err = startGateway(ctx, cfg.gateway, filepath.Join(dir, "gw"))
+	e.gw, _, err = startGateway(ctx, cfg.gateway, filepath.Join(dir, "gw"), cfg.logLevel)
 	if err != nil {
 		return nil, err
 	}
@@ -390,7 +390,7 @@ func (e *env) sessions(ctx context.Context, r *results) error {
 // registry: registration throughput, start-up time and RSS with many
 // servers, and list_services latency at that size.
 func (e *env) registry(ctx context.Context, r *results, dir string) error {
-	gw, _, err := startGateway(ctx, e.cfg.gateway, dir)
+	gw, _, err := startGateway(ctx, e.cfg.gateway, dir, e.cfg.logLevel)
 	if err != nil {
 		return err
 	}
@@ -439,7 +439,7 @@ func (e *env) registry(ctx context.Context, r *results, dir string) error {
 		return err
 	}
 
-	gw, ready, err := startGateway(ctx, e.cfg.gateway, dir)
+	gw, ready, err := startGateway(ctx, e.cfg.gateway, dir, e.cfg.logLevel)
 	if err != nil {
 		return err
 	}

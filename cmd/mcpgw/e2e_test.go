@@ -460,13 +460,21 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	// The log to a file is written in batches (internal/logbuf): the event
+	// of a request made just before SIGTERM must still be in it.
+	last, _ := http.NewRequest(http.MethodPost, gw.url+"/customer-support-assistant/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+	last.Header.Set("X-Request-Id", "e2e-last-request-before-sigterm")
+	if resp, err := http.DefaultClient.Do(last); err == nil {
+		resp.Body.Close()
+	}
+
 	tokenBefore, _ := os.ReadFile(tokenFile)
 	if code := gw.stop(t); code != 0 {
 		b, _ := os.ReadFile(gw.log)
 		t.Fatalf("SIGTERM: exit %d, want 0\n%s", code, b)
 	}
-	if b, _ := os.ReadFile(gw.log); !strings.Contains(string(b), "shutting down") {
-		t.Errorf("no shutdown in the log:\n%s", b)
+	if b, _ := os.ReadFile(gw.log); !strings.Contains(string(b), "shutting down") || !strings.Contains(string(b), `"request_id":"e2e-last-request-before-sigterm"`) {
+		t.Errorf("no shutdown or no event of the last request in the log:\n%s", b)
 	}
 
 	// A restart on the same data keeps the registration and the admin key.

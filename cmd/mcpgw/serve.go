@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/mcpgw/mcpgw/gateway"
+	"github.com/mcpgw/mcpgw/internal/logbuf"
 	"github.com/mcpgw/mcpgw/registry"
 	"github.com/mcpgw/mcpgw/search"
 	"github.com/mcpgw/mcpgw/upstream"
@@ -57,8 +58,31 @@ func newLogger(cfg serveConfig, w interface{ Write([]byte) (int, error) }) zerol
 	return lg.Level(level).With().Timestamp().Logger()
 }
 
+// levelWriter batches info and debug lines (logbuf) and writes warnings
+// and errors at once, with whatever came before them.
+type levelWriter struct{ w *logbuf.Writer }
+
+func (l levelWriter) Write(p []byte) (int, error) { return l.w.Write(p) }
+
+func (l levelWriter) WriteLevel(level zerolog.Level, p []byte) (int, error) {
+	if level >= zerolog.WarnLevel && level <= zerolog.PanicLevel {
+		return l.w.WriteNow(p)
+	}
+	return l.w.Write(p)
+}
+
+var _ zerolog.LevelWriter = levelWriter{}
+
 // serve wires every package together and runs until ctx ends.
 func serve(ctx context.Context, cfg serveConfig, logOut interface{ Write([]byte) (int, error) }) error {
+	if f, ok := logOut.(*os.File); ok && cfg.LogFormat != "console" {
+		// JSON lines to a file or pipe: one write per batch rather than
+		// one per request (see internal/logbuf); in-memory writers (tests)
+		// and the console format for people get every line at once.
+		bw := logbuf.New(f, logbuf.Options{})
+		defer bw.Close()
+		logOut = levelWriter{bw}
+	}
 	lg := newLogger(cfg, logOut)
 	defer startGCFloor(uint64(cfg.GCMinHeapMiB) << 20)()
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
