@@ -49,7 +49,7 @@ func main() {
 	var c config
 	var clients string
 	flag.StringVar(&c.gateway, "gateway", "bin/mcpgw", "path of the mcpgw binary to measure")
-	flag.StringVar(&c.logLevel, "gateway-log-level", "warn", "the measured gateway's --log-level; info writes one access event per MCP request to its stderr, which the harness keeps in memory")
+	flag.StringVar(&c.logLevel, "gateway-log-level", "info", "the measured gateway's --log-level; info, serve's default, logs one access event per MCP request to its stderr, which the harness reads into memory")
 	flag.StringVar(&c.out, "out", "bench/results.json", "where to write the machine-readable results")
 	flag.BoolVar(&c.smoke, "smoke", false, "tiny configuration: checks that the harness works, measures nothing worth quoting")
 	flag.IntVar(&c.calls, "calls", 5000, "sequential tools/call per side for the latency comparison")

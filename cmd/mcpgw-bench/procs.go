@@ -42,7 +42,7 @@ func startGateway(ctx context.Context, bin, dir, logLevel string) (*proc, time.D
 		return nil, 0, err
 	}
 	if logLevel == "" {
-		logLevel = "warn"
+		logLevel = "info"
 	}
 	logs := &bytes.Buffer{}
 	cmd := exec.CommandContext(ctx, bin, "serve", "--listen", addr, "--data", dir, "--log-level", logLevel)
