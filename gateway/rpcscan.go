@@ -264,92 +264,96 @@ const maxJSONDepth = 10000
 // whitespace around it: json.Valid's answer (the differential fuzz test
 // holds it to that), in one pass without encoding/json's per-byte state
 // machine, which cost more than the rest of the relay's reading of a body.
+// It keeps the open arrays and objects on a stack of its own rather than
+// recursing, so a deeply nested body costs bytes, not goroutine stack.
 func validJSON(b []byte) bool {
+	var buf [64]byte
+	open := buf[:0] // '{' or '[' for each enclosing value
 	i := registry.SkipJSONSpace(b, 0)
-	i = validValue(b, i, 0)
-	return i >= 0 && registry.SkipJSONSpace(b, i) == len(b)
+	for {
+		// A value starts at b[i].
+		if i >= len(b) {
+			return false
+		}
+		switch c := b[i]; {
+		case c == '{' || c == '[':
+			if len(open) == maxJSONDepth {
+				return false
+			}
+			open = append(open, c)
+			i = registry.SkipJSONSpace(b, i+1)
+			if i < len(b) && b[i] == c+2 { // '}' is '{'+2, ']' is '['+2
+				open = open[:len(open)-1]
+				i++
+				break
+			}
+			if c == '{' {
+				if i = validMemberName(b, i); i < 0 {
+					return false
+				}
+			}
+			continue
+		case c == '"':
+			i = validString(b, i)
+		case c == 't':
+			i = validLiteral(b, i, "true")
+		case c == 'f':
+			i = validLiteral(b, i, "false")
+		case c == 'n':
+			i = validLiteral(b, i, "null")
+		case c == '-' || c >= '0' && c <= '9':
+			i = validNumber(b, i)
+		default:
+			return false
+		}
+		// A value ended just before b[i]: close containers, or go on to
+		// the next element or member.
+		for {
+			if i < 0 {
+				return false
+			}
+			i = registry.SkipJSONSpace(b, i)
+			if len(open) == 0 {
+				return i == len(b)
+			}
+			if i >= len(b) {
+				return false
+			}
+			top := open[len(open)-1]
+			if b[i] == top+2 {
+				open = open[:len(open)-1]
+				i++
+				continue
+			}
+			if b[i] != ',' {
+				return false
+			}
+			i = registry.SkipJSONSpace(b, i+1)
+			if top == '{' {
+				i = validMemberName(b, i)
+				if i < 0 {
+					return false
+				}
+			}
+			break
+		}
+	}
 }
 
-// validValue checks the value at b[i] and returns the index after it, or
-// -1 when it is not valid JSON.
-func validValue(b []byte, i, depth int) int {
-	if i >= len(b) {
+// validMemberName checks `"name" :` at b[i] and returns the index of the
+// member's value, or -1.
+func validMemberName(b []byte, i int) int {
+	if i >= len(b) || b[i] != '"' {
 		return -1
 	}
-	switch c := b[i]; {
-	case c == '{':
-		if depth == maxJSONDepth {
-			return -1
-		}
-		i = registry.SkipJSONSpace(b, i+1)
-		if i < len(b) && b[i] == '}' {
-			return i + 1
-		}
-		for {
-			if i >= len(b) || b[i] != '"' {
-				return -1
-			}
-			if i = validString(b, i); i < 0 {
-				return -1
-			}
-			i = registry.SkipJSONSpace(b, i)
-			if i >= len(b) || b[i] != ':' {
-				return -1
-			}
-			i = validValue(b, registry.SkipJSONSpace(b, i+1), depth+1)
-			if i < 0 {
-				return -1
-			}
-			i = registry.SkipJSONSpace(b, i)
-			if i >= len(b) {
-				return -1
-			}
-			switch b[i] {
-			case '}':
-				return i + 1
-			case ',':
-				i = registry.SkipJSONSpace(b, i+1)
-			default:
-				return -1
-			}
-		}
-	case c == '[':
-		if depth == maxJSONDepth {
-			return -1
-		}
-		i = registry.SkipJSONSpace(b, i+1)
-		if i < len(b) && b[i] == ']' {
-			return i + 1
-		}
-		for {
-			if i = validValue(b, i, depth+1); i < 0 {
-				return -1
-			}
-			i = registry.SkipJSONSpace(b, i)
-			if i >= len(b) {
-				return -1
-			}
-			switch b[i] {
-			case ']':
-				return i + 1
-			case ',':
-				i = registry.SkipJSONSpace(b, i+1)
-			default:
-				return -1
-			}
-		}
-	case c == '"':
-		return validString(b, i)
-	case c == 't':
-		return validLiteral(b, i, "true")
-	case c == 'f':
-		return validLiteral(b, i, "false")
-	case c == 'n':
-		return validLiteral(b, i, "null")
-	case c == '-' || c >= '0' && c <= '9':
-		return validNumber(b, i)
+	if i = validString(b, i); i < 0 {
+		return -1
 	}
-	return -1
+	i = registry.SkipJSONSpace(b, i)
+	if i >= len(b) || b[i] != ':' {
+		return -1
+	}
+	return registry.SkipJSONSpace(b, i+1)
 }
 
 // validString checks the string at b[i] == '"'. Like encoding/json it
