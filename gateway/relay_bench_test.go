@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
 )
 
 // BenchmarkRelayCall measures one stateless tools/call relayed through the
@@ -22,7 +24,9 @@ func BenchmarkRelayCall(b *testing.B) {
 	const answer = `{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"Echo: hi"}]}}`
 	up := cannedUpstream(b, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDate: Thu, 26 Nov 2026 07:00:00 GMT\r\n"+
 		"Content-Length: "+strconv.Itoa(len(answer))+"\r\n\r\n"+answer)
-	env := newEnv(b, Options{})
+	f := newFixture(b)
+	f.deps.Log = zerolog.New(io.Discard).Level(zerolog.InfoLevel) // serve's default level
+	env := f.serve(b, Options{}, nil)
 	env.register(b, map[string]any{"server_name": "bench", "path": "/bench", "proxy_pass_url": "http://" + up + "/mcp"})
 
 	body := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}`
