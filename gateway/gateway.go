@@ -247,15 +247,16 @@ func relayKey(p string) (string, bool) {
 // ServeHTTP implements http.Handler for the whole listener.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rid := incomingRequestID(r.Header.Get("X-Request-Id"))
-	w.Header()["X-Request-Id"] = []string{rid} // canonical already
+	ri := &reqInfo{rid: incomingRequestID(r.Header.Get("X-Request-Id"))}
+	ri.ridHeader[0] = ri.rid
+	w.Header()["X-Request-Id"] = ri.ridHeader[:] // canonical already
 	// A hook, not With(): With copies the logger's context into a new
 	// 500-byte buffer on every request, most of which log nothing.
-	lg := g.log.Hook(requestIDHook(rid))
-	ri := &reqInfo{rid: rid}
+	lg := g.log.Hook((*requestIDHook)(ri))
 	ctx := context.WithValue(lg.WithContext(r.Context()), reqInfoKey{}, ri)
 	r = r.WithContext(ctx)
-	sw := &statusWriter{ResponseWriter: w}
+	ri.sw.ResponseWriter = w
+	sw := &ri.sw
 
 	g.dispatch(sw, r)
 
@@ -459,10 +460,12 @@ func requestID(ctx context.Context) string {
 func logFrom(ctx context.Context) *zerolog.Logger { return zerolog.Ctx(ctx) }
 
 // requestIDHook adds the request id to each event of a request's logger.
-type requestIDHook string
+// It is the request's info under another type, so that making the hook
+// allocates nothing.
+type requestIDHook reqInfo
 
-func (h requestIDHook) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
-	e.Str("request_id", string(h))
+func (h *requestIDHook) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
+	e.Str("request_id", h.rid)
 }
 
 // incomingRequestID keeps a caller's X-Request-Id when it is short and

@@ -230,18 +230,22 @@ func (m *Metrics) bind(g *Gateway) { m.state.g = g }
 // the subject, the relay the method, tool and upstream latency) and
 // ServeHTTP reads it once for the request's log event and metrics.
 type reqInfo struct {
-	surface  string // surfaceRelay, surfaceMeta, surfaceUnknown, or "" (REST, UI, probes)
-	route    *route // the relayed route, when surface is surfaceRelay
-	rid      string // the request id (X-Request-Id)
-	subject  string
-	method   string
-	tool     string
-	rpc      bool // a JSON-RPC body was read
-	authn    bool // authentication was asked
-	authErr  bool // the token did not verify
-	denied   bool // the policy refused the request (a JSON-RPC error, status 200)
-	answered bool // the upstream answered (upstream is meaningful)
-	upstream time.Duration
+	surface string // surfaceRelay, surfaceMeta, surfaceUnknown, or "" (REST, UI, probes)
+	route   *route // the relayed route, when surface is surfaceRelay
+	rid     string // the request id (X-Request-Id)
+	// ridHeader holds rid as a header value: the response's and the
+	// upstream request's X-Request-Id share it (neither is edited in place).
+	ridHeader [1]string
+	sw        statusWriter // the request's ResponseWriter, kept here to save an allocation
+	subject   string
+	method    string
+	tool      string
+	rpc       bool // a JSON-RPC body was read
+	authn     bool // authentication was asked
+	authErr   bool // the token did not verify
+	denied    bool // the policy refused the request (a JSON-RPC error, status 200)
+	answered  bool // the upstream answered (upstream is meaningful)
+	upstream  time.Duration
 }
 
 const (

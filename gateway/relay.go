@@ -478,8 +478,8 @@ func (g *Gateway) upstreamRequest(ctx context.Context, r *http.Request, rt *rout
 	}
 	setEgressHeaders(h, rt.server, passthrough)
 	// Canonical names, set directly: Header.Set would canonicalize them again.
-	if rid := requestID(r.Context()); rid != "" {
-		h["X-Request-Id"] = []string{rid}
+	if ri := infoFrom(r.Context()); ri != nil && ri.rid != "" {
+		h["X-Request-Id"] = ri.ridHeader[:]
 	}
 	if sid := firstValue(r.Header, "Mcp-Session-Id"); sid != "" && kind == kindStreamable {
 		up, err := g.sealer.Unseal(rt.key, sid)
