@@ -236,12 +236,16 @@ func relayKey(p string) (string, bool) {
 	if key == "" {
 		return "", false
 	}
-	for _, seg := range strings.Split(key, "/") {
+	for rest := key; ; { // each segment, without allocating a slice of them
+		seg, after, more := strings.Cut(rest, "/")
 		if seg == "" || seg == "." || seg == ".." {
 			return "", false
 		}
+		if !more {
+			return key, true
+		}
+		rest = after
 	}
-	return key, true
 }
 
 // ServeHTTP implements http.Handler for the whole listener.

@@ -441,19 +441,46 @@ func (c *h1Conn) write(req *http.Request) error {
 	hasBody := req.Body != nil && req.Body != http.NoBody
 	if hasBody || req.Method == http.MethodPost || req.Method == http.MethodPut || req.Method == http.MethodPatch {
 		_, _ = w.WriteString("Content-Length: ")
-		var num [20]byte
-		_, _ = w.Write(strconv.AppendInt(num[:0], max(req.ContentLength, 0), 10))
+		_, _ = w.Write(strconv.AppendInt(w.AvailableBuffer(), max(req.ContentLength, 0), 10))
 		_, _ = w.WriteString("\r\n")
 	}
 	_, _ = w.WriteString("\r\n")
 	if hasBody {
-		n, err := io.CopyN(w, req.Body, req.ContentLength)
+		n, err := copyBody(w, req.Body, req.ContentLength)
 		_ = req.Body.Close()
 		if err != nil {
 			return fmt.Errorf("request body: %w (%d of %d bytes)", err, n, req.ContentLength)
 		}
 	}
 	return w.Flush()
+}
+
+// copyBody writes n bytes of body to w, reading straight into w's buffer:
+// io.CopyN's LimitReader was an allocation per request. Like io.CopyN it
+// returns io.EOF when body ends early, and it never reads past n.
+func copyBody(w *bufio.Writer, body io.Reader, n int64) (int64, error) {
+	var written int64
+	for written < n {
+		if w.Available() == 0 {
+			if err := w.Flush(); err != nil {
+				return written, err
+			}
+		}
+		buf := w.AvailableBuffer()
+		buf = buf[:min(int64(cap(buf)), n-written)]
+		k, err := body.Read(buf)
+		if k > 0 {
+			_, _ = w.Write(buf[:k])
+			written += int64(k)
+		}
+		if err != nil {
+			if err == io.EOF && written == n {
+				return written, nil
+			}
+			return written, err
+		}
+	}
+	return written, nil
 }
 
 func validHeaderName(k string) bool {

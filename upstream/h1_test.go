@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -451,5 +452,41 @@ func TestH1TLS(t *testing.T) {
 	req, _ := http.NewRequest("GET", srv.URL, nil)
 	if _, err := NewH1Transport(H1Options{}).RoundTrip(req); err == nil {
 		t.Error("untrusted certificate accepted")
+	}
+}
+
+// TestCopyBody checks the request body copy: exactly n bytes, across
+// several flushes of the connection's buffer, and io.EOF when the body
+// ends early.
+func TestCopyBody(t *testing.T) {
+	big := strings.Repeat("0123456789", 3000) // 30,000 bytes: more than one 8 KiB buffer
+	for _, tc := range []struct {
+		name, body string
+		n          int64
+		want       string
+		err        error
+	}{
+		{"exact", "hello", 5, "hello", nil},
+		{"longer than declared: only n bytes go", "hello, world", 5, "hello", nil},
+		{"shorter than declared", "hel", 5, "hel", io.EOF},
+		{"empty", "", 0, "", nil},
+		{"larger than the buffer", big, int64(len(big)), big, nil},
+		{"larger than the buffer, read in small steps", big, int64(len(big)) - 1, big[:len(big)-1], nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			w := bufio.NewWriterSize(&out, 8<<10)
+			var body io.Reader = strings.NewReader(tc.body)
+			if strings.Contains(tc.name, "small steps") {
+				body = iotest.OneByteReader(body)
+			}
+			n, err := copyBody(w, body, tc.n)
+			if ferr := w.Flush(); ferr != nil {
+				t.Fatal(ferr)
+			}
+			if err != tc.err || n != int64(len(tc.want)) || out.String() != tc.want {
+				t.Fatalf("copied %d bytes, err %v, got %d bytes; want %d, %v", n, err, out.Len(), len(tc.want), tc.err)
+			}
+		})
 	}
 }
