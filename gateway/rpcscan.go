@@ -12,7 +12,9 @@ import (
 // jsonrpc version, id, method and params.name — without decoding the rest:
 // arguments and _meta are skipped, not built. The body must already be valid
 // JSON (validJSON), which scanRPC relies on to skip values by brackets.
-// It returns the same messages and errors as decoding with encoding/json.
+// It reads the same version, id, method and name as decoding with
+// encoding/json, and refuses a message that gives one of them twice
+// (scanMessage says why).
 func scanRPC(body []byte) ([]rpcMessage, error) {
 	i := registry.SkipJSONSpace(body, 0)
 	if i == len(body) {
