@@ -416,7 +416,7 @@ func (c *ingressConn) serveOne() bool {
 		c.r.recording = true
 	}
 	limit := int64(c.srv.opts.MaxHeaderBytes) + 4096 // net/http's allowance for the request line
-	req, hosts, err := c.readRequest(buffered, end, limit)
+	req, hosts, fast, err := c.readRequest(buffered, end, limit)
 	if c.r.recording {
 		c.r.recording = false
 		hosts = countHostLines(c.r.rec, headerEnd(c.r.rec))
@@ -435,7 +435,7 @@ func (c *ingressConn) serveOne() bool {
 		}
 		return false
 	}
-	if msg := checkRequest(req, hosts); msg != "" {
+	if msg := checkRequest(req, hosts, fast); msg != "" {
 		c.fail(http.StatusBadRequest, msg)
 		return false
 	}
@@ -496,19 +496,19 @@ func (c *ingressConn) serveOne() bool {
 // length of its head when all of it is buffered, else -1. The usual head
 // (see httphead) is parsed in one pass; any other is read by net/http,
 // which answers or rejects it as net/http's server would.
-func (c *ingressConn) readRequest(buffered []byte, end int, limit int64) (*http.Request, int, error) {
+func (c *ingressConn) readRequest(buffered []byte, end int, limit int64) (req *http.Request, hosts int, fast bool, err error) {
 	if end >= 0 && int64(end) <= limit {
 		if req, n := httphead.ParseRequest(buffered[:end], c.br); req != nil {
 			_, _ = c.br.Discard(n)
-			return req, 1, nil // the fast path takes only heads with one Host line
+			return req, 1, true, nil // the fast path takes only heads with one Host line
 		}
 	}
-	hosts := countHostLines(buffered, end)
+	hosts = countHostLines(buffered, end)
 	c.r.limit = limit
 	c.r.hitLimit = false
-	req, err := http.ReadRequest(c.br)
+	req, err = http.ReadRequest(c.br)
 	c.r.limit = -1
-	return req, hosts, err
+	return req, hosts, false, err
 }
 
 // headerEnd is the length of the request head in b (request line, headers
@@ -548,7 +548,7 @@ func countHostLines(b []byte, end int) int {
 
 // checkRequest applies net/http's server-side checks to a parsed request
 // whose head had hosts Host lines.
-func checkRequest(req *http.Request, hosts int) string {
+func checkRequest(req *http.Request, hosts int, fast bool) string {
 	if req.ProtoAtLeast(1, 1) && hosts == 0 {
 		return "missing required Host header"
 	}
@@ -557,6 +557,9 @@ func checkRequest(req *http.Request, hosts int) string {
 	}
 	if !validHost(req.Host) {
 		return "malformed Host header"
+	}
+	if fast {
+		return "" // the one-pass parser admits only token names and printable ASCII values
 	}
 	for k, vv := range req.Header {
 		if !validHeaderName(k) {
@@ -575,16 +578,24 @@ func checkRequest(req *http.Request, hosts int) string {
 // (RFC 3986 reg-name, IP literals, port), as net/http's server checks.
 func validHost(h string) bool {
 	for i := 0; i < len(h); i++ {
-		c := h[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("-._~!$&'()*+,;=:[]%", c) >= 0:
-		default:
+		if !hostChars[h[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// hostChars and tokenChars are byte tables for validHost and
+// validHeaderName: a lookup per byte instead of a search of a set.
+var hostChars, tokenChars = func() (host, token [256]bool) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		alnum := 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
+		host[c] = alnum || strings.IndexByte("-._~!$&'()*+,;=:[]%", b) >= 0
+		token[c] = b > ' ' && b < 0x7f && strings.IndexByte(`"(),/:;<=>?@[\]{}`, b) < 0
+	}
+	return host, token
+}()
 
 // validHeaderName reports whether k is an RFC 9110 token.
 func validHeaderName(k string) bool {
@@ -592,8 +603,7 @@ func validHeaderName(k string) bool {
 		return false
 	}
 	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if c >= 0x80 || c <= ' ' || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 || c == 0x7f {
+		if !tokenChars[k[i]] {
 			return false
 		}
 	}

@@ -512,3 +512,21 @@ func TestHeaderEndAndHostLines(t *testing.T) {
 		}
 	}
 }
+
+// TestByteTables checks validHost's and validHeaderName's tables against
+// the grammar written out: RFC 3986 host bytes, RFC 9110 tchar.
+func TestByteTables(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		alnum := 'a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9'
+		wantHost := alnum || strings.ContainsRune("-._~!$&'()*+,;=:[]%", rune(b))
+		wantToken := alnum || strings.ContainsRune("!#$%&'*+-.^_`|~", rune(b))
+		if hostChars[b] != wantHost || tokenChars[b] != wantToken {
+			t.Errorf("byte %#x: host %v (want %v), token %v (want %v)", b, hostChars[b], wantHost, tokenChars[b], wantToken)
+		}
+		s := string([]byte{b})
+		if validHost(s) != wantHost || validHeaderName(s) != wantToken {
+			t.Errorf("byte %#x: validHost %v, validHeaderName %v", b, validHost(s), validHeaderName(s))
+		}
+	}
+}
