@@ -17,7 +17,7 @@ import (
 
 	"github.com/mcpgw/mcpgw/registry"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	msqlite "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 //go:embed migrations/*.sql
@@ -35,7 +35,7 @@ var _ registry.Store = (*Store)(nil)
 // of the process or the machine.
 func Open(ctx context.Context, path string) (*Store, error) {
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(1)"} {
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
@@ -46,11 +46,32 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// One writer at a time is SQLite's model; readers use WAL snapshots.
 	db.SetMaxOpenConns(8)
 	s := &Store{db: db}
-	if err := s.migrate(ctx); err != nil {
+	// On a new file the first connection switches it to WAL, which takes an
+	// exclusive lock; SQLite refuses another connection doing the same at
+	// that moment with SQLITE_BUSY at once, without waiting out
+	// busy_timeout (its deadlock avoidance). Processes that open one new
+	// file together therefore try again, briefly.
+	for attempt := 1; ; attempt++ {
+		err = s.migrate(ctx)
+		if err == nil || !isBusy(err) || attempt == 50 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
+		}
+	}
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY, extended codes included.
+func isBusy(err error) bool {
+	var se *msqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == 5
 }
 
 func (s *Store) migrate(ctx context.Context) error {
