@@ -188,7 +188,7 @@ func (o *objectScan) next() bool {
 	vs := i
 	ve := registry.SkipJSONValue(b, i)
 	o.value = b[vs:ve]
-	if hasEscape(o.key) {
+	if !plainASCII(o.key) {
 		var k string
 		if err := json.Unmarshal(b[ks:ke], &k); err != nil {
 			o.err = err
@@ -247,15 +247,6 @@ func plainASCII(b []byte) bool {
 		}
 	}
 	return true
-}
-
-func hasEscape(b []byte) bool {
-	for _, c := range b {
-		if c == '\\' {
-			return true
-		}
-	}
-	return false
 }
 
 // maxJSONDepth is encoding/json's nesting limit: json.Valid refuses a
