@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/mcpgw/mcpgw/auth"
 )
@@ -15,62 +16,55 @@ import (
 // whole JSON response, or one event of a stream.
 const maxFilteredBody = 32 << 20
 
-// filterToolsList returns the body the relay sends on for resp: resp.Body
-// itself (the fast path) unless p may not call every tool of rt's server
-// and the response may hold a tools/list result, in which case tools p may
-// not call are dropped from those results (SPEC section 4.2). msgs are the
-// request's messages: a POST without a tools/list request is not filtered;
-// a stream opened by GET (msgs nil) may carry the result of any request
-// (the legacy SSE transport answers there), so every tools/list-shaped
-// result on it is filtered.
-func (g *Gateway) filterToolsList(resp *http.Response, p *auth.Principal, rt *route, msgs []rpcMessage) io.ReadCloser {
+// mayFilterTools reports whether answers of rt's server to p go through
+// the tools/list filter: when p may not call every tool of the server, or
+// some of its tools await approval (pin_tools).
+func (g *Gateway) mayFilterTools(p *auth.Principal, rt *route) bool {
 	tr, ok := g.policy.(toolsRestricter)
-	if ok && !tr.ToolsRestricted(p, rt.server.Path) && len(rt.server.PendingTools) == 0 {
-		return resp.Body
+	return !ok || tr.ToolsRestricted(p, rt.server.Path) || len(rt.server.PendingTools) > 0
+}
+
+// errEncodedAnswer is an answer the tools/list filter would have to read
+// but cannot: the upstream compressed it although it was not asked to.
+var errEncodedAnswer = errors.New("relay: upstream answer is compressed (Content-Encoding), so its tool list cannot be checked against the policy")
+
+// filterToolsList returns the body the relay sends on for resp: resp.Body
+// itself (the fast path) unless mayFilterTools, in which case tools p may
+// not call are dropped from every tools/list result in it (SPEC section
+// 4.2). Every result shaped like one is filtered, whatever request it
+// answers: an upstream writes a request's id back in its own form ("\u0061"
+// as "a", 1.0 as 1) and may send a result down another request's stream,
+// so matching results to the request's tools/list ids would let the whole
+// list through. An answer the filter cannot read (compressed) is refused.
+func (g *Gateway) filterToolsList(resp *http.Response, p *auth.Principal, rt *route) (io.ReadCloser, error) {
+	if !g.mayFilterTools(p, rt) {
+		return resp.Body, nil
 	}
-	var ids map[string]bool
-	if msgs != nil {
-		ids = map[string]bool{}
-		for _, m := range msgs {
-			if m.Method == "tools/list" {
-				ids[compactID(m.ID)] = true
-			}
-		}
-		if len(ids) == 0 {
-			return resp.Body
-		}
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return nil, errEncodedAnswer
 	}
 	// Tools whose changed definitions await approval (pin_tools) are
 	// dropped too: their upstream definition is not the approved one.
 	keep := func(tool string) bool {
 		return !rt.server.Held(tool) && g.policy.Allowed(p, rt.server.Path, "tools/call", tool)
 	}
-	resp.Header.Del("Content-Length") // the filtered body may be shorter
-	f := &toolsFilter{keep: keep, ids: ids}
+	f := &toolsFilter{keep: keep}
 	var rd io.Reader
 	if isEventStream(resp.Header) {
 		rd = &sseFilter{src: bufio.NewReaderSize(resp.Body, 32<<10), f: f}
 	} else {
+		resp.Header.Del("Content-Length") // the filtered body may be shorter
 		rd = &jsonFilter{src: resp.Body, f: f}
 	}
 	return struct {
 		io.Reader
 		io.Closer
-	}{rd, resp.Body}
-}
-
-func compactID(id json.RawMessage) string {
-	var b bytes.Buffer
-	if json.Compact(&b, id) != nil {
-		return string(id)
-	}
-	return b.String()
+	}{rd, resp.Body}, nil
 }
 
 // toolsFilter rewrites JSON-RPC responses that hold a tools/list result.
 type toolsFilter struct {
 	keep func(tool string) bool
-	ids  map[string]bool // responses to these ids only; nil: any tools/list-shaped result
 }
 
 // rewrite returns msg (one JSON-RPC message or a batch) with the tools
@@ -78,7 +72,10 @@ type toolsFilter struct {
 // nothing is dropped or it is not JSON-RPC.
 func (f *toolsFilter) rewrite(msg []byte) []byte {
 	t := bytes.TrimSpace(msg)
-	if len(t) == 0 {
+	// A message without the member name, plain or escaped, cannot hold a
+	// tool list: most answers (tool results of any size) pass without
+	// being decoded.
+	if len(t) == 0 || !bytes.Contains(t, []byte(`"tools"`)) && !bytes.Contains(t, []byte(`\u`)) {
 		return msg
 	}
 	if t[0] == '[' {
@@ -112,9 +109,6 @@ func (f *toolsFilter) rewriteOne(m []byte) ([]byte, bool) {
 	}
 	res, hasResult := obj["result"]
 	if !hasResult || obj["method"] != nil {
-		return nil, false
-	}
-	if f.ids != nil && !f.ids[compactID(obj["id"])] {
 		return nil, false
 	}
 	var result map[string]json.RawMessage

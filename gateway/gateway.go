@@ -343,8 +343,16 @@ func (g *Gateway) dispatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		noteSurface(r.Context(), surfaceUnknown)
-		writeError(w, r, http.StatusNotFound, fmt.Sprintf("no enabled service is registered at %q", p), nil)
+		writeNoService(w, r)
 	}
+}
+
+// writeNoService answers a path where no enabled service is registered, or
+// one the caller may not see: the two answers are the same, so that the
+// relay does not tell callers which servers exist (REST and the meta tools
+// answer not found for both too).
+func writeNoService(w http.ResponseWriter, r *http.Request) {
+	writeError(w, r, http.StatusNotFound, fmt.Sprintf("no enabled service is registered at %q", r.URL.Path), nil)
 }
 
 func (g *Gateway) serveReady(w http.ResponseWriter, r *http.Request) {

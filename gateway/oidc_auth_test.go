@@ -145,8 +145,8 @@ func TestIngressWithRealProvider(t *testing.T) {
 			t.Fatalf("REST list for support = %s", body)
 		}
 		resp, _ := env.rpc(t, "/weather/mcp", bearer(supportTok), initializeMsg)
-		if resp.StatusCode != http.StatusForbidden {
-			t.Fatalf("support relaying to /weather = %d, want 403", resp.StatusCode)
+		if resp.StatusCode != http.StatusNotFound { // as if /weather did not exist
+			t.Fatalf("support relaying to /weather = %d, want 404", resp.StatusCode)
 		}
 		if strings.Contains(env.log.String(), supportTok) {
 			t.Fatal("a token was logged")

@@ -158,7 +158,9 @@ var hopHeaders = []string{
 // requestHeadersDropped are caller headers that belong to the gateway, not the
 // upstream: the ingress token, gateway cookies, and browser context headers
 // that upstreams would judge against their own origin.
-var requestHeadersDropped = []string{"X-Authorization", "Cookie", "Origin", "Referer", "Host", "Content-Length"}
+// The caller's Mcp-Session-Id is the gateway's sealed id: upstreamRequest
+// sends the upstream its own.
+var requestHeadersDropped = []string{"X-Authorization", "Cookie", "Origin", "Referer", "Host", "Content-Length", "Mcp-Session-Id"}
 
 // responseHeadersDropped are upstream headers the gateway does not pass on:
 // cookies for the gateway's origin would clobber its own, the gateway keeps
@@ -219,7 +221,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 		return
 	}
 	if !g.policy.Allowed(p, rt.server.Path, auth.ActionRead, "") {
-		writeError(w, r, http.StatusForbidden, "access to "+rt.server.Path+" is not allowed", nil)
+		writeNoService(w, r) // a server the caller may not see is one that does not exist
 		return
 	}
 
@@ -250,11 +252,8 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 			if m.Method == "" {
 				continue // a response to a server-initiated request
 			}
-			if m.Method == "tools/call" && rt.server.Held(m.Params.Name) {
-				noteDenied(r.Context())
-				writeRPCError(w, r, http.StatusOK, m.ID, rpcForbidden, heldMessage(rt.server, m.Params.Name))
-				return
-			}
+			// The policy first: a caller who may not call a tool must not
+			// learn from the held answer that it exists and changed.
 			if !g.policy.Allowed(p, rt.server.Path, m.Method, m.Params.Name) {
 				what := "method " + m.Method
 				if m.Method == "tools/call" {
@@ -264,9 +263,14 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 				writeRPCError(w, r, http.StatusOK, m.ID, rpcForbidden, fmt.Sprintf("access denied: %s on %s is not allowed for %s", what, rt.server.Path, p.Subject))
 				return
 			}
+			if m.Method == "tools/call" && rt.server.Held(m.Params.Name) {
+				noteDenied(r.Context())
+				writeRPCError(w, r, http.StatusOK, m.ID, rpcForbidden, heldMessage(rt.server, m.Params.Name))
+				return
+			}
 		}
 	} else if !g.policy.Allowed(p, rt.server.Path, "", "") {
-		writeError(w, r, http.StatusForbidden, "access to "+rt.server.Path+" is not allowed", nil)
+		writeNoService(w, r)
 		return
 	}
 
@@ -287,12 +291,20 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 			writeRPCError(w, r, http.StatusNotFound, firstID(msgs), rpcInvalidRequest, "unknown message endpoint: open the event stream at /"+rt.key+"/sse again")
 		case errors.Is(err, errBadSession):
 			g.writeSessionNotFound(w, r, msgs)
+		case errors.Is(err, errSessionHeaders):
+			writeRPCError(w, r, http.StatusBadRequest, firstID(msgs), rpcInvalidRequest, err.Error())
 		case errors.Is(err, errForbidden):
 			writeRPCError(w, r, http.StatusForbidden, firstID(msgs), rpcForbidden, err.Error())
 		default:
 			writeErr(w, r, err)
 		}
 		return
+	}
+
+	if g.mayFilterTools(p, rt) {
+		// The filter reads answers as they are: ask for them uncompressed
+		// (Go clients send Accept-Encoding: gzip on their own).
+		delete(out.Header, "Accept-Encoding")
 	}
 
 	// The server-to-client GET stream may stay silent for hours; everything
@@ -311,7 +323,13 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 		return
 	}
 	defer resp.Body.Close()
-	resp.Body = g.filterToolsList(resp, p, rt, msgs) // policy: tools p may not call leave tools/list results
+	// Policy: tools p may not call leave tools/list results.
+	filtered, err := g.filterToolsList(resp, p, rt)
+	if err != nil {
+		g.writeUpstreamError(w, r, rt, msgs, err, nil)
+		return
+	}
+	resp.Body = filtered
 	noteUpstream(r.Context(), time.Since(started))
 	logFrom(r.Context()).Debug().Str("server", rt.server.Path).Str("method", method(msgs)).Str("tool", tool(msgs)).
 		Int("upstream_status", resp.StatusCode).Dur("upstream_latency", time.Since(started)).Msg("relayed")
@@ -481,12 +499,19 @@ func (g *Gateway) upstreamRequest(ctx context.Context, r *http.Request, rt *rout
 	if ri := infoFrom(r.Context()); ri != nil && ri.rid != "" {
 		h["X-Request-Id"] = ri.ridHeader[:]
 	}
-	if sid := firstValue(r.Header, "Mcp-Session-Id"); sid != "" && kind == kindStreamable {
-		up, err := g.sealer.Unseal(rt.key, sid)
-		if err != nil {
-			return nil, err
+	if sids := r.Header["Mcp-Session-Id"]; len(sids) > 0 && kind == kindStreamable {
+		// One value, or none: with several, which one the upstream reads
+		// is its choice, and the others would pass unsealed.
+		if len(sids) > 1 {
+			return nil, errSessionHeaders
 		}
-		h["Mcp-Session-Id"] = []string{up}
+		if sids[0] != "" {
+			up, err := g.sealer.Unseal(rt.key, sids[0])
+			if err != nil {
+				return nil, err
+			}
+			h["Mcp-Session-Id"] = []string{up}
+		}
 	}
 	return out, nil
 }
@@ -565,8 +590,11 @@ func (g *Gateway) writeUpstreamError(w http.ResponseWriter, r *http.Request, rt 
 	}
 	status, what := http.StatusBadGateway, "could not be reached"
 	var ne net.Error
-	if errors.Is(cause, errUpstreamTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
+	switch {
+	case errors.Is(cause, errUpstreamTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
 		status, what = http.StatusGatewayTimeout, "did not answer in time"
+	case errors.Is(err, errEncodedAnswer):
+		what = "answered compressed although asked not to, so its tool list cannot be checked against the policy"
 	}
 	logFrom(r.Context()).Warn().Str("server", rt.server.Path).Err(err).Int("status", status).Msg("upstream error")
 	msg := fmt.Sprintf("upstream of %s %s", rt.server.Path, what)

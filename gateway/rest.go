@@ -173,7 +173,12 @@ func (g *Gateway) handleServer(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, d)
 	case r.Method == http.MethodPut:
-		p, ok := g.admin(w, r, "/"+key)
+		// Replacing a registration is registering: it sets the upstream
+		// address and the headers sent there, whose $VAR values expand from
+		// the gateway's environment. An admin of this one server could
+		// otherwise point it at a host of its own with any variable in a
+		// header, another server's upstream token among them.
+		p, ok := g.admin(w, r, "*")
 		if !ok {
 			return
 		}

@@ -18,6 +18,9 @@ const SessionKeyFile = "session.key"
 // errBadSession is returned for a session id that does not unseal.
 var errBadSession = errors.New("unknown session")
 
+// errSessionHeaders is a request with more than one Mcp-Session-Id header.
+var errSessionHeaders = errors.New("send at most one Mcp-Session-Id header")
+
 // Sealer seals upstream session ids so that the id a client holds names both
 // the upstream session and the service path, without any session table: any
 // replica holding the key can relay it, a restart does not break it, and an

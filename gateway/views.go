@@ -96,13 +96,13 @@ func (g *Gateway) visibleServer(ctx context.Context, p *auth.Principal, path str
 	return s, nil
 }
 
-// visibleTools is the tool list of s as p may see it.
-func (g *Gateway) visibleTools(p *auth.Principal, s *registry.Server) []registry.Tool {
+// visibleTools is list, one of the tool lists of s, as p may see it.
+func (g *Gateway) visibleTools(p *auth.Principal, s *registry.Server, list []registry.Tool) []registry.Tool {
 	if g.allToolsVisible(p, s) {
-		return append(make([]registry.Tool, 0, len(s.ToolList)), s.ToolList...)
+		return append(make([]registry.Tool, 0, len(list)), list...)
 	}
-	out := make([]registry.Tool, 0, len(s.ToolList))
-	for _, t := range s.ToolList {
+	out := make([]registry.Tool, 0, len(list))
+	for _, t := range list {
 		if g.policy.Allowed(p, s.Path, "tools/call", t.Name) {
 			out = append(out, t)
 		}
@@ -138,7 +138,12 @@ func (g *Gateway) countVisibleTools(p *auth.Principal, s *registry.Server) int {
 // with its health and only the tools p may use.
 func (g *Gateway) details(p *auth.Principal, s *registry.Server) (map[string]any, error) {
 	c := s.Clone()
-	c.ToolList = g.visibleTools(p, s)
+	c.ToolList = g.visibleTools(p, s, s.ToolList)
+	// Changed definitions awaiting approval name tools too: a caller who
+	// may not use a tool must not learn of it from them either.
+	if len(c.PendingTools) > 0 {
+		c.PendingTools = g.visibleTools(p, s, s.PendingTools)
+	}
 	c.NumTools = len(c.ToolList)
 	b, err := json.Marshal(c)
 	if err != nil {
