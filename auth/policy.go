@@ -237,6 +237,11 @@ func (pol *Policy) decide(p *Principal, server, method, tool string) (bool, stri
 	if p == nil {
 		return false, "no principal"
 	}
+	if method != "tools/call" && strings.EqualFold(method, "tools/call") {
+		// Judged as what it may be taken for: the tool check must not
+		// depend on how the method is spelled.
+		method = "tools/call"
+	}
 	st := pol.state.Load()
 	if !st.enforcing {
 		if method == ActionAdmin {

@@ -232,6 +232,37 @@ func TestAllowed(t *testing.T) {
 	}
 }
 
+// TestToolsCallInAnyCase checks that a method naming tools/call in another
+// case is judged as tools/call: with methods "*" and a list of tools, the
+// tool check must not depend on the method's spelling, whatever an
+// upstream makes of it.
+func TestToolsCallInAnyCase(t *testing.T) {
+	pol, err := auth.LoadPolicy(context.Background(), auth.PolicyOptions{Store: &memStore{}, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const doc = "group_mappings:\n  ops: [s]\nscopes:\n  s:\n    - server: /weather\n      methods: [\"*\"]\n      tools: [forecast]\n"
+	if _, err := pol.Replace(context.Background(), []byte(doc), nil); err != nil {
+		t.Fatal(err)
+	}
+	ops := &auth.Principal{Subject: "o", Groups: []string{"ops"}}
+	for _, tc := range []struct {
+		method, tool string
+		want         bool
+	}{
+		{"tools/call", "forecast", true},
+		{"tools/call", "delete_city", false},
+		{"Tools/Call", "delete_city", false},
+		{"TOOLS/CALL", "delete_city", false},
+		{"TOOLS/CALL", "forecast", true},
+		{"tools/list", "", true},
+	} {
+		if got := pol.Allowed(ops, "/weather", tc.method, tc.tool); got != tc.want {
+			t.Errorf("Allowed(%q, %q) = %v, want %v", tc.method, tc.tool, got, tc.want)
+		}
+	}
+}
+
 func TestServerAdminScope(t *testing.T) {
 	pol := auth.NewPolicy()
 	doc := `

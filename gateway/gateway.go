@@ -392,6 +392,8 @@ func (g *Gateway) publicURL(r *http.Request) string {
 // rebinding implements DNS-rebinding protection: on a loopback listener the
 // Host (and any Origin) must name a loopback host, so a web page that
 // rebinds its domain to 127.0.0.1 cannot drive the gateway from a browser.
+// Origin "null" is refused too: any web page can send it from a sandboxed
+// frame, and in local mode the relay asks for no token.
 func (g *Gateway) rebinding(r *http.Request) string {
 	la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	if !ok || la == nil || !isLoopback(la.String()) {
@@ -400,7 +402,7 @@ func (g *Gateway) rebinding(r *http.Request) string {
 	if !g.hostAllowed(r.Host) {
 		return fmt.Sprintf("host %q is not allowed on a loopback listener", r.Host)
 	}
-	if o := r.Header.Get("Origin"); o != "" && o != "null" {
+	if o := r.Header.Get("Origin"); o != "" {
 		u, err := url.Parse(o)
 		if err != nil || !g.hostAllowed(u.Host) {
 			return fmt.Sprintf("origin %q is not allowed on a loopback listener", o)

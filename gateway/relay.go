@@ -101,10 +101,12 @@ func checkRoutingHeaders(h http.Header, msgs []rpcMessage) error {
 	if len(mh) > 1 || len(nh) > 1 {
 		return errors.New("header mismatch: more than one Mcp-Method or Mcp-Name header")
 	}
+	requests := 0
 	for _, m := range msgs {
 		if m.Method == "" {
 			continue // a response carries neither header
 		}
+		requests++
 		if hasMethod {
 			if v, ok := decodeMCPHeader(mh[0]); !ok || v != m.Method {
 				return fmt.Errorf("header mismatch: Mcp-Method header %q, body method %q", mh[0], m.Method)
@@ -115,6 +117,11 @@ func checkRoutingHeaders(h http.Header, msgs []rpcMessage) error {
 				return fmt.Errorf("header mismatch: Mcp-Name header %q, body params.name %q", nh[0], m.Params.Name)
 			}
 		}
+	}
+	if requests == 0 && hasMethod {
+		// Only responses: an upstream that routed on the header would take
+		// them for the request it names.
+		return fmt.Errorf("header mismatch: Mcp-Method header %q on a body with no request", mh[0])
 	}
 	return nil
 }

@@ -69,6 +69,8 @@ func TestRelayJudgesWhatTheUpstreamRuns(t *testing.T) {
 			header: map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": warrantyTool}, status: 200, want: "Warranty"},
 		{name: "Base64-encoded Mcp-Name passes", body: `{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"` + warrantyTool + `",` + args + `}}`,
 			header: map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": b64(warrantyTool)}, status: 200, want: "Warranty"},
+		{name: "Mcp-Method on a body of responses only", body: `{"jsonrpc":"2.0","id":13,"result":{}}`,
+			header: map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": profileTool}, status: 400, code: rpcHeaderMismatch, want: "no request"},
 		{name: "Base64-encoded Mcp-Name of another tool", body: `{"jsonrpc":"2.0","id":12,"method":"tools/call","params":{"name":"` + profileTool + `",` + args + `}}`,
 			header: map[string]string{"Mcp-Name": b64(warrantyTool)}, status: 400, code: rpcHeaderMismatch, want: "header mismatch"},
 	} {

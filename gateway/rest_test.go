@@ -407,6 +407,8 @@ func TestDNSRebinding(t *testing.T) {
 		{"foreign host", "evil.example", "", 403},
 		{"foreign host with port", "evil.example:80", "", 403},
 		{"foreign origin", "", "http://evil.example", 403},
+		// A sandboxed frame of any web page, or a file, sends Origin: null.
+		{"opaque origin", "", "null", 403},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -435,7 +437,11 @@ func TestDNSRebinding(t *testing.T) {
 				_ = json.NewDecoder(resp.Body).Decode(&e)
 				resp.Body.Close()
 				if tc.status == 403 {
-					if resp.StatusCode != http.StatusForbidden || !strings.Contains(e.Error, "evil.example") {
+					named := tc.host
+					if named == "" {
+						named = tc.origin
+					}
+					if resp.StatusCode != http.StatusForbidden || !strings.Contains(e.Error, `"`+named+`"`) {
 						t.Errorf("%s: %d %q, want 403 naming the host", p, resp.StatusCode, e.Error)
 					}
 				} else if resp.StatusCode == http.StatusForbidden {
