@@ -28,18 +28,14 @@ func (g *Gateway) mayFilterTools(p *auth.Principal, rt *route) bool {
 // but cannot: the upstream compressed it although it was not asked to.
 var errEncodedAnswer = errors.New("relay: upstream answer is compressed (Content-Encoding), so its tool list cannot be checked against the policy")
 
-// filterToolsList returns the body the relay sends on for resp: resp.Body
-// itself (the fast path) unless mayFilterTools, in which case tools p may
-// not call are dropped from every tools/list result in it (SPEC section
-// 4.2). Every result shaped like one is filtered, whatever request it
+// filterToolsList returns the body the relay sends on for resp, when
+// mayFilterTools: tools p may not call are dropped from every tools/list
+// result in it (SPEC section 4.2). Every result shaped like one is filtered, whatever request it
 // answers: an upstream writes a request's id back in its own form ("\u0061"
 // as "a", 1.0 as 1) and may send a result down another request's stream,
 // so matching results to the request's tools/list ids would let the whole
 // list through. An answer the filter cannot read (compressed) is refused.
 func (g *Gateway) filterToolsList(resp *http.Response, p *auth.Principal, rt *route) (io.ReadCloser, error) {
-	if !g.mayFilterTools(p, rt) {
-		return resp.Body, nil
-	}
 	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 		return nil, errEncodedAnswer
 	}

@@ -308,7 +308,8 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 		return
 	}
 
-	if g.mayFilterTools(p, rt) {
+	filter := g.mayFilterTools(p, rt)
+	if filter {
 		// The filter reads answers as they are: ask for them uncompressed
 		// (Go clients send Accept-Encoding: gzip on their own).
 		delete(out.Header, "Accept-Encoding")
@@ -330,13 +331,14 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 		return
 	}
 	defer resp.Body.Close()
-	// Policy: tools p may not call leave tools/list results.
-	filtered, err := g.filterToolsList(resp, p, rt)
-	if err != nil {
-		g.writeUpstreamError(w, r, rt, msgs, err, nil)
-		return
+	if filter { // policy: tools p may not call leave tools/list results
+		filtered, err := g.filterToolsList(resp, p, rt)
+		if err != nil {
+			g.writeUpstreamError(w, r, rt, msgs, err, nil)
+			return
+		}
+		resp.Body = filtered
 	}
-	resp.Body = filtered
 	noteUpstream(r.Context(), time.Since(started))
 	logFrom(r.Context()).Debug().Str("server", rt.server.Path).Str("method", method(msgs)).Str("tool", tool(msgs)).
 		Int("upstream_status", resp.StatusCode).Dur("upstream_latency", time.Since(started)).Msg("relayed")
