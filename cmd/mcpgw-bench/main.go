@@ -40,6 +40,7 @@ type config struct {
 	catalog     string
 	queries     string
 	logLevel    string // the gateway's --log-level
+	floor       string // the floor reference relay: "tcp" or "http"
 }
 
 func main() {
@@ -60,10 +61,15 @@ func main() {
 	flag.IntVar(&c.servers, "servers", 10000, "servers registered for the registry-scale figures")
 	flag.IntVar(&c.toolsPer, "tools-per-server", 10, "tools per registered server for the registry-scale figures")
 	flag.IntVar(&c.streamCount, "stream-samples", 200, "progress notifications timed per side")
+	flag.StringVar(&c.floor, "floor", "tcp", "the floor reference relay of the relay sections: tcp (a TCP copy, splice(2)) or http (a minimal HTTP/1.1 relay that reads each message's framing and nothing else)")
 	flag.StringVar(&c.sections, "sections", "latency,throughput,invoke,streaming,sessions,registry,finder,health", "comma-separated sections to run")
 	flag.StringVar(&c.catalog, "catalog", "testdata/catalog", "registration files of the finder section")
 	flag.StringVar(&c.queries, "queries", "testdata/finder/queries.json", "labeled queries of the finder section")
 	flag.Parse()
+	if c.floor != "tcp" && c.floor != "http" {
+		fmt.Fprintf(os.Stderr, "mcpgw-bench: -floor %q: want tcp or http\n", c.floor)
+		os.Exit(2)
+	}
 	for _, s := range strings.Split(clients, ",") {
 		var n int
 		if _, err := fmt.Sscanf(strings.TrimSpace(s), "%d", &n); err == nil && n > 0 {
@@ -104,6 +110,8 @@ func runProxyMode(args []string) bool {
 		runNaiveProxy(args[2:])
 	case "tcp-proxy":
 		runTCPProxy(args[2:])
+	case "http-relay":
+		runHTTPRelay(args[2:])
 	default:
 		return false
 	}

@@ -71,7 +71,11 @@ func run(ctx context.Context, cfg config) (*results, error) {
 		return nil, err
 	}
 	defer e.naive.stop()
-	e.tcp, err = startProxy(ctx, "tcp-proxy", e.upstream.URL)
+	floorMode, floorName := "tcp-proxy", "tcp copy"
+	if cfg.floor == "http" {
+		floorMode, floorName = "http-relay", "http relay"
+	}
+	e.tcp, err = startProxy(ctx, floorMode, e.upstream.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +83,7 @@ func run(ctx context.Context, cfg config) (*results, error) {
 	e.direct = side{"direct", e.upstream.URL + "/mcp"}
 	e.viaGW = side{"mcpgw", "http://" + e.gw.addr + "/bench/mcp"}
 	e.viaNaive = side{"reverseproxy", "http://" + e.naive.addr + "/mcp"}
-	e.viaTCP = side{"tcp copy", "http://" + e.tcp.addr + "/mcp"}
+	e.viaTCP = side{floorName, "http://" + e.tcp.addr + "/mcp"}
 
 	sections := map[string]func(context.Context, *results) error{
 		"latency":    e.latency,
@@ -182,17 +186,17 @@ func (e *env) latency(ctx context.Context, r *results) error {
 		for _, p := range []float64{50, 90, 99} {
 			r.compare(sec, fmt.Sprintf("mcpgw p%g", p), "µs", us(g.pct(p)), "direct", us(d.pct(p)), errs[1])
 			r.compare(sec, fmt.Sprintf("reverseproxy p%g", p), "µs", us(n.pct(p)), "direct", us(d.pct(p)), errs[2])
-			r.compare(sec, fmt.Sprintf("tcp copy p%g", p), "µs", us(t.pct(p)), "direct", us(d.pct(p)), errs[3])
+			r.compare(sec, fmt.Sprintf("%s p%g", e.viaTCP.name, p), "µs", us(t.pct(p)), "direct", us(d.pct(p)), errs[3])
 		}
 		addG := us(g.pct(50)) - us(d.pct(50))
 		addN := us(n.pct(50)) - us(d.pct(50))
 		addT := us(t.pct(50)) - us(d.pct(50))
 		r.compare(sec, "added p50, mcpgw vs reverseproxy", "µs", addG, "reverseproxy added", addN, 0)
-		r.compare(sec, "added p50, mcpgw vs tcp copy", "µs", addG, "tcp copy added", addT, 0)
+		r.compare(sec, "added p50, mcpgw vs "+e.viaTCP.name, "µs", addG, e.viaTCP.name+" added", addT, 0)
 		cpuPer := func(i int) float64 { return us(procs[i].cpu()-cpu0[i]) / float64(max(1, len(samples[i]))) }
 		g1, n1, t1 := cpuPer(1), cpuPer(2), cpuPer(3)
 		r.compare(sec, "CPU per call, mcpgw vs reverseproxy", "µs", g1, "reverseproxy", n1, 0)
-		r.compare(sec, "CPU per call, mcpgw vs tcp copy", "µs", g1, "tcp copy", t1, 0)
+		r.compare(sec, "CPU per call, mcpgw vs "+e.viaTCP.name, "µs", g1, e.viaTCP.name, t1, 0)
 	}
 	return nil
 }
@@ -239,7 +243,7 @@ func (e *env) throughput(ctx context.Context, r *results) error {
 		sec := fmt.Sprintf("relay throughput (%d clients)", n)
 		r.compare(sec, "mcpgw", "calls/s", float64(calls[1])/secs, "direct", float64(calls[0])/secs, int(errs[1]))
 		r.compare(sec, "reverseproxy", "calls/s", float64(calls[2])/secs, "direct", float64(calls[0])/secs, int(errs[2]))
-		r.compare(sec, "tcp copy", "calls/s", float64(calls[3])/secs, "direct", float64(calls[0])/secs, int(errs[3]))
+		r.compare(sec, e.viaTCP.name, "calls/s", float64(calls[3])/secs, "direct", float64(calls[0])/secs, int(errs[3]))
 		if errs[0] > 0 {
 			r.add(figure{Section: sec, Name: "direct errors", Unit: "errors", Errors: int(errs[0])})
 		}
@@ -252,8 +256,8 @@ func (e *env) throughput(ctx context.Context, r *results) error {
 		}
 		if calls[1] > 0 && calls[3] > 0 {
 			per := func(i int) float64 { return us(cpuUser[i]+cpuSys[i]) / float64(calls[i]) }
-			r.compare(sec, "mcpgw CPU per relayed call vs tcp copy", "µs", per(1), "tcp copy", per(3), 0)
-			r.value(sec, "tcp copy CPU per relayed call, kernel part", "µs", us(cpuSys[3])/float64(calls[3]), "")
+			r.compare(sec, "mcpgw CPU per relayed call vs "+e.viaTCP.name, "µs", per(1), e.viaTCP.name, per(3), 0)
+			r.value(sec, e.viaTCP.name+" CPU per relayed call, kernel part", "µs", us(cpuSys[3])/float64(calls[3]), "")
 		}
 	}
 	return nil
