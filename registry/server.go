@@ -8,7 +8,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -177,6 +179,9 @@ func (s *Server) document(reveal bool) document {
 		NumTools: s.NumTools, NumStars: s.NumStars, IsPython: s.IsPython, License: s.License,
 		ToolList: s.ToolList, PinTools: s.PinTools, PendingTools: s.PendingTools,
 	}
+	if !reveal {
+		d.ProxyPassURL = redactQuery(d.ProxyPassURL)
+	}
 	if d.SupportedTransports == nil {
 		d.SupportedTransports = []string{}
 	}
@@ -201,6 +206,45 @@ func (s *Server) document(reveal bool) document {
 		d.Headers = append(d.Headers, map[string]string{h.Name: v})
 	}
 	return d
+}
+
+// credentialStems mark query parameters that may carry a credential: some
+// upstreams take their key in the URL (?api_key=...) rather than a header.
+var credentialStems = []string{"key", "token", "secret", "passw", "auth", "sig", "credential", "session"}
+
+// redactQuery is raw with the values of its credential-like query
+// parameters shown as Redacted, the others and their order kept: every
+// reader of the registry sees the URL, only the store keeps it whole.
+func redactQuery(raw string) string {
+	base, query, ok := strings.Cut(raw, "?")
+	if !ok || query == "" {
+		return raw
+	}
+	query, frag, hasFrag := strings.Cut(query, "#")
+	params := strings.Split(query, "&")
+	changed := false
+	for i, kv := range params {
+		k, _, hasValue := strings.Cut(kv, "=")
+		name, err := url.QueryUnescape(k)
+		if err != nil {
+			name = k
+		}
+		name = strings.ToLower(name)
+		for _, stem := range credentialStems {
+			if hasValue && strings.Contains(name, stem) {
+				params[i], changed = k+"="+Redacted, true
+				break
+			}
+		}
+	}
+	if !changed {
+		return raw
+	}
+	out := base + "?" + strings.Join(params, "&")
+	if hasFrag {
+		out += "#" + frag
+	}
+	return out
 }
 
 func (s *Server) marshal(reveal, withState bool) ([]byte, error) {

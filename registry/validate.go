@@ -373,23 +373,24 @@ func validateURL(u string, agentcore bool, ps *problems) string {
 			ps.add("proxy_pass_url", "is not a valid URL: %s", urlErrText(err))
 			return ""
 		}
-		ps.add("proxy_pass_url", "%q is not a valid URL: %s", u, urlErrText(err))
+		ps.add("proxy_pass_url", "%q is not a valid URL: %s", redactQuery(u), urlErrText(err))
 		return ""
 	}
+	shown := redactQuery(u) // a key in the query is not echoed either
 	switch {
 	case parsed.User != nil:
 		// Checked first so that no later message echoes the password.
 		ps.add("proxy_pass_url", "must not hold credentials; put them in headers")
 		return ""
 	case parsed.Scheme != "http" && parsed.Scheme != "https":
-		ps.add("proxy_pass_url", "%q must be an absolute http:// or https:// URL", u)
+		ps.add("proxy_pass_url", "%q must be an absolute http:// or https:// URL", shown)
 		return ""
 	case parsed.Fragment != "" || strings.Contains(u, "#"):
-		ps.add("proxy_pass_url", "%q must not have a #fragment", u)
+		ps.add("proxy_pass_url", "%q must not have a #fragment", shown)
 		return ""
 	}
 	if parsed.Hostname() == "" {
-		ps.add("proxy_pass_url", "%q has no host", u)
+		ps.add("proxy_pass_url", "%q has no host", shown)
 		return ""
 	}
 	if !validHost(parsed.Hostname()) {

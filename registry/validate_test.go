@@ -432,6 +432,25 @@ func TestSecretsNeverShown(t *testing.T) {
 		t.Errorf("the storage form lost the header value: %s", st)
 	}
 
+	// Some upstreams take their key in the URL's query: its value is a
+	// secret too, in every public view.
+	withKey, _, err := Parse(doc(map[string]any{"proxy_pass_url": "https://upstream.example/mcp?region=eu&api_key=" + secret + "&Auth-Token=" + secret}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub, _ := json.Marshal(withKey); !bytes.Contains(pub, []byte(`"proxy_pass_url":"https://upstream.example/mcp?region=eu\u0026api_key=***\u0026Auth-Token=***"`)) {
+		t.Errorf("MarshalJSON shows a credential of the URL's query: %s", pub)
+	}
+	if st, _ := withKey.MarshalStorage(); !bytes.Contains(st, []byte("api_key="+secret)) {
+		t.Errorf("the storage form lost the URL's key: %s", st)
+	}
+
+	// Nor in the error refusing the URL.
+	_, _, err = Parse(doc(map[string]any{"proxy_pass_url": "ftp://upstream.example/mcp?token=" + secret}))
+	if err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "token=***") {
+		t.Errorf("error for a bad URL = %v; want a refusal that does not show the key", err)
+	}
+
 	// A refused header value must not be echoed in the error either.
 	_, _, err = Parse(doc(map[string]any{"headers": []any{map[string]any{"Authorization": "Bearer " + secret + "\r\nX-Evil: 1"}}}))
 	if err == nil || strings.Contains(err.Error(), secret) {
