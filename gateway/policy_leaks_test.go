@@ -27,14 +27,19 @@ import (
 // failed before its fix.
 
 // supportSession sets up the seed policy, the AgentCore upstream and an
-// initialized session for the support-team caller.
-func supportSession(t *testing.T) (*authEnv, map[string]string, *authtest.Issuer) {
+// initialized session for the support-team caller. front, when set, puts
+// a server of its own in front of the upstream: given the upstream's base
+// URL, it returns the one to register.
+func supportSession(t *testing.T, front func(base string) string) (*authEnv, map[string]string, *authtest.Issuer) {
 	iss := authtest.NewIssuer(t)
 	env := newAuthEnv(t, []auth.IssuerConfig{{Issuer: iss.URL, Audiences: []string{"mcpgw"}}}, seedPolicy)
-	ac := upstreamtest.NewAgentCore(t, "")
+	upstream := upstreamtest.NewAgentCore(t, "").Base
+	if front != nil {
+		upstream = front(upstream)
+	}
 	env.register(t, map[string]any{
 		"server_name": "customer-support-assistant", "path": "/customer-support-assistant",
-		"proxy_pass_url": ac.Base + "/mcp/", "auth_provider": "bedrock-agentcore", "tool_list": seedTools,
+		"proxy_pass_url": upstream + "/mcp/", "auth_provider": "bedrock-agentcore", "tool_list": seedTools,
 	})
 	support := iss.Sign(t, iss.Claims("sam", "mcpgw", "support-team"))
 	base := map[string]string{"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
@@ -50,7 +55,7 @@ func supportSession(t *testing.T) (*authEnv, map[string]string, *authtest.Issuer
 }
 
 func TestToolsListFilterIgnoresRequestIDs(t *testing.T) {
-	env, base, _ := supportSession(t)
+	env, base, _ := supportSession(t, nil)
 	const path = "/customer-support-assistant/mcp"
 	for _, id := range []string{`7`, `"\u0061"`, `1.0`, `1e0`, `10E-1`, `-0`} {
 		_, body := env.do(t, http.MethodPost, path, []byte(`{"jsonrpc":"2.0","id":`+id+`,"method":"tools/list"}`), base)
@@ -115,7 +120,7 @@ scopes:
 // may not call: get_server_details (REST and meta) shows that tool's name,
 // description and schema under pending_tool_changes.
 func TestPendingToolsFollowPolicy(t *testing.T) {
-	env, base, _ := supportSession(t)
+	env, base, _ := supportSession(t, nil)
 	ctx := context.Background()
 	s, err := env.reg.Get(ctx, "customer-support-assistant")
 	if err != nil {
@@ -159,56 +164,42 @@ func TestPendingToolsFollowPolicy(t *testing.T) {
 // gateway forwards Accept-Encoding, the tools/list filter cannot read the
 // compressed body and passes it whole.
 func TestToolsListFilterNotBypassedByCompression(t *testing.T) {
-	iss := authtest.NewIssuer(t)
-	env := newAuthEnv(t, []auth.IssuerConfig{{Issuer: iss.URL, Audiences: []string{"mcpgw"}}}, seedPolicy)
-	ac := upstreamtest.NewAgentCore(t, "")
-	target, _ := url.Parse(ac.Base)
-	rp := httputil.NewSingleHostReverseProxy(target)
 	var always atomic.Bool // compress whatever the request asked for
-	gz := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !always.Load() && !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
-			rp.ServeHTTP(w, r)
-			return
-		}
-		r.Header.Del("Accept-Encoding")
-		rec := httptest.NewRecorder()
-		rp.ServeHTTP(rec, r)
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.Header().Del("Content-Length")
-		w.Header().Set("Content-Encoding", "gzip")
-		w.WriteHeader(rec.Code)
-		zw := gzip.NewWriter(w)
-		_, _ = zw.Write(rec.Body.Bytes())
-		_ = zw.Close()
-	}))
-	defer gz.Close()
-	env.register(t, map[string]any{
-		"server_name": "customer-support-assistant", "path": "/customer-support-assistant",
-		"proxy_pass_url": gz.URL + "/mcp/", "auth_provider": "bedrock-agentcore", "tool_list": seedTools,
+	env, base, _ := supportSession(t, func(upstream string) string {
+		target, _ := url.Parse(upstream)
+		rp := httputil.NewSingleHostReverseProxy(target)
+		gz := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !always.Load() && !strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+				rp.ServeHTTP(w, r)
+				return
+			}
+			r.Header.Del("Accept-Encoding")
+			rec := httptest.NewRecorder()
+			rp.ServeHTTP(rec, r)
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.Header().Del("Content-Length")
+			w.Header().Set("Content-Encoding", "gzip")
+			w.WriteHeader(rec.Code)
+			zw := gzip.NewWriter(w)
+			_, _ = zw.Write(rec.Body.Bytes())
+			_ = zw.Close()
+		}))
+		t.Cleanup(gz.Close)
+		return gz.URL
 	})
-	support := iss.Sign(t, iss.Claims("sam", "mcpgw", "support-team"))
-	base := map[string]string{"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
-		"X-Authorization": "Bearer " + support, "Authorization": "Bearer " + upstreamtest.AgentCoreToken}
 	const path = "/customer-support-assistant/mcp"
-	resp, body := env.do(t, http.MethodPost, path, []byte(initializeBody), base)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("initialize: %d %s", resp.StatusCode, body)
-	}
-	base["Mcp-Session-Id"] = resp.Header.Get("Mcp-Session-Id")
-	base["MCP-Protocol-Version"] = "2025-06-18"
-	env.do(t, http.MethodPost, path, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`), base)
 	// Go's http.Client adds Accept-Encoding: gzip by itself (and decodes
 	// the answer transparently): an ordinary Go MCP client gets every tool.
-	_, body = env.do(t, http.MethodPost, path, []byte(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`), base)
+	_, body := env.do(t, http.MethodPost, path, []byte(`{"jsonrpc":"2.0","id":2,"method":"tools/list"}`), base)
 	if strings.Contains(string(body), profileTool) {
 		t.Errorf("tools/list by a default Go client leaked the denied tool: %.200s", body)
 	}
 	// With gzip (http.DefaultClient decompresses transparently only when
 	// it added the header itself, so decode by hand).
 	base["Accept-Encoding"] = "gzip"
-	resp, body = env.do(t, http.MethodPost, path, []byte(`{"jsonrpc":"2.0","id":3,"method":"tools/list"}`), base)
+	resp, body := env.do(t, http.MethodPost, path, []byte(`{"jsonrpc":"2.0","id":3,"method":"tools/list"}`), base)
 	if resp.Header.Get("Content-Encoding") == "gzip" {
 		zr, err := gzip.NewReader(bytes.NewReader(body))
 		if err == nil {
@@ -231,7 +222,7 @@ func TestToolsListFilterNotBypassedByCompression(t *testing.T) {
 // exists: the relay answers 403 for a registered server and 404 for an
 // unregistered path (the meta tools and REST report both as not found).
 func TestRelayHidesServersCallerMayNotSee(t *testing.T) {
-	env, base, _ := supportSession(t)
+	env, base, _ := supportSession(t, nil)
 	env.register(t, map[string]any{"server_name": "hidden-billing", "path": "/hidden-billing", "proxy_pass_url": "http://127.0.0.1:1/mcp"})
 	r1, b1 := env.do(t, http.MethodPost, "/hidden-billing/mcp", []byte(`{"jsonrpc":"2.0","id":1,"method":"ping"}`), base)
 	r2, b2 := env.do(t, http.MethodPost, "/no-such-server/mcp", []byte(`{"jsonrpc":"2.0","id":1,"method":"ping"}`), base)

@@ -6,10 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/mcpgw/mcpgw/auth"
-	"github.com/mcpgw/mcpgw/auth/authtest"
-	"github.com/mcpgw/mcpgw/upstream/upstreamtest"
 )
 
 // TestRelayJudgesWhatTheUpstreamRuns sends messages that a lax reading
@@ -18,24 +14,8 @@ import (
 // on the 2026-07-28 headers runs another. The caller may call only the
 // warranty tool; the profile tool must never run.
 func TestRelayJudgesWhatTheUpstreamRuns(t *testing.T) {
-	iss := authtest.NewIssuer(t)
-	env := newAuthEnv(t, []auth.IssuerConfig{{Issuer: iss.URL, Audiences: []string{"mcpgw"}}}, seedPolicy)
-	ac := upstreamtest.NewAgentCore(t, "")
-	env.register(t, map[string]any{
-		"server_name": "customer-support-assistant", "path": "/customer-support-assistant",
-		"proxy_pass_url": ac.Base + "/mcp/", "auth_provider": "bedrock-agentcore", "tool_list": seedTools,
-	})
-	support := iss.Sign(t, iss.Claims("sam", "mcpgw", "support-team"))
+	env, base, _ := supportSession(t, nil)
 	const path = "/customer-support-assistant/mcp"
-	base := map[string]string{"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
-		"X-Authorization": "Bearer " + support, "Authorization": "Bearer " + upstreamtest.AgentCoreToken}
-	resp, body := env.do(t, http.MethodPost, path, []byte(initializeBody), base)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("initialize: %d %s", resp.StatusCode, body)
-	}
-	base["Mcp-Session-Id"] = resp.Header.Get("Mcp-Session-Id")
-	base["MCP-Protocol-Version"] = "2025-06-18"
-	env.do(t, http.MethodPost, path, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`), base)
 	const args = `"arguments":{"customer_id":"CUST001","serial_number":"MNO33333333"}`
 	b64 := func(s string) string { return "=?base64?" + base64.StdEncoding.EncodeToString([]byte(s)) + "?=" }
 

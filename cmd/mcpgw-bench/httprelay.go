@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"os"
 	"strconv"
 )
 
@@ -20,19 +18,7 @@ import (
 // to set against the TCP copy (which does not even read them) and mcpgw.
 func runHTTPRelay(args []string) {
 	listen, u := proxyFlags("http-relay", args)
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		go relayHTTP(c, u.Host)
-	}
+	serveConns(listen, func(c net.Conn) { relayHTTP(c, u.Host) })
 }
 
 // relayHTTP relays requests and their answers one after the other between

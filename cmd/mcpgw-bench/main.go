@@ -152,6 +152,21 @@ func runNaiveProxy(args []string) {
 // second loopback hop and one more process costs on this machine.
 func runTCPProxy(args []string) {
 	listen, u := proxyFlags("tcp-proxy", args)
+	serveConns(listen, func(c net.Conn) {
+		defer c.Close()
+		up, err := net.Dial("tcp", u.Host)
+		if err != nil {
+			return
+		}
+		defer up.Close()
+		go func() { _, _ = io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
+		_, _ = io.Copy(c, up)
+	})
+}
+
+// serveConns accepts connections on listen for good, each handled by a
+// goroutine of its own; the reference relays exit on a listener error.
+func serveConns(listen string, handle func(net.Conn)) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -163,16 +178,7 @@ func runTCPProxy(args []string) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		go func() {
-			defer c.Close()
-			up, err := net.Dial("tcp", u.Host)
-			if err != nil {
-				return
-			}
-			defer up.Close()
-			go func() { _, _ = io.Copy(up, c); up.(*net.TCPConn).CloseWrite() }()
-			_, _ = io.Copy(c, up)
-		}()
+		go handle(c)
 	}
 }
 
