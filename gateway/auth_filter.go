@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/mcpgw/mcpgw/auth"
@@ -28,13 +30,18 @@ func (g *Gateway) mayFilterTools(p *auth.Principal, rt *route) bool {
 // but cannot: the upstream compressed it although it was not asked to.
 var errEncodedAnswer = errors.New("relay: upstream answer is compressed (Content-Encoding), so its tool list cannot be checked against the policy")
 
+// errAnswerTooLarge is a JSON answer larger than the filter holds.
+var errAnswerTooLarge = fmt.Errorf("relay: upstream answer is larger than %d MiB, so its tool list cannot be checked against the policy", maxFilteredBody>>20)
+
 // filterToolsList returns the body the relay sends on for resp, when
 // mayFilterTools: tools p may not call are dropped from every tools/list
-// result in it (SPEC section 4.2). Every result shaped like one is filtered, whatever request it
-// answers: an upstream writes a request's id back in its own form ("\u0061"
-// as "a", 1.0 as 1) and may send a result down another request's stream,
-// so matching results to the request's tools/list ids would let the whole
-// list through. An answer the filter cannot read (compressed) is refused.
+// result in it (SPEC section 4.2). Every result shaped like one is
+// filtered, whatever request it answers: an upstream writes a request's
+// id back in its own form ("\u0061" as "a", 1.0 as 1) and may send a
+// result down another request's stream, so matching results to the
+// request's tools/list ids would let the whole list through. A JSON answer
+// is read whole here, before anything is sent, so that one the filter
+// cannot read (compressed, or too large) is refused with an error.
 func (g *Gateway) filterToolsList(resp *http.Response, p *auth.Principal, rt *route) (io.ReadCloser, error) {
 	if ce := resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
 		return nil, errEncodedAnswer
@@ -45,17 +52,22 @@ func (g *Gateway) filterToolsList(resp *http.Response, p *auth.Principal, rt *ro
 		return !rt.server.Held(tool) && g.policy.Allowed(p, rt.server.Path, "tools/call", tool)
 	}
 	f := &toolsFilter{keep: keep}
-	var rd io.Reader
 	if isEventStream(resp.Header) {
-		rd = &sseFilter{src: bufio.NewReaderSize(resp.Body, 32<<10), f: f}
-	} else {
-		resp.Header.Del("Content-Length") // the filtered body may be shorter
-		rd = &jsonFilter{src: resp.Body, f: f}
+		return struct {
+			io.Reader
+			io.Closer
+		}{&sseFilter{src: bufio.NewReaderSize(resp.Body, 32<<10), f: f}, resp.Body}, nil
 	}
+	b, err := f.filterJSON(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	resp.Header["Content-Length"] = []string{strconv.Itoa(len(b))} // the filtered body may be shorter
+	resp.ContentLength = int64(len(b))
 	return struct {
 		io.Reader
 		io.Closer
-	}{rd, resp.Body}, nil
+	}{bytes.NewReader(b), resp.Body}, nil
 }
 
 // toolsFilter rewrites JSON-RPC responses that hold a tools/list result.
@@ -136,32 +148,17 @@ func (f *toolsFilter) rewriteOne(m []byte) ([]byte, bool) {
 	return out, true
 }
 
-// jsonFilter filters a whole application/json response.
-type jsonFilter struct {
-	src  io.Reader
-	f    *toolsFilter
-	out  *bytes.Reader
-	err  error
-	done bool
-}
-
-func (j *jsonFilter) Read(p []byte) (int, error) {
-	if !j.done {
-		j.done = true
-		b, err := io.ReadAll(io.LimitReader(j.src, maxFilteredBody+1))
-		switch {
-		case err != nil:
-			j.err = err
-		case len(b) > maxFilteredBody:
-			j.err = errors.New("relay: tools/list response too large to filter")
-		default:
-			j.out = bytes.NewReader(j.f.rewrite(b))
-		}
+// filterJSON reads a whole application/json answer and returns it
+// filtered.
+func (f *toolsFilter) filterJSON(src io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(src, maxFilteredBody+1))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("relay: read upstream answer: %w", err)
+	case len(b) > maxFilteredBody:
+		return nil, errAnswerTooLarge
 	}
-	if j.err != nil {
-		return 0, j.err
-	}
-	return j.out.Read(p)
+	return f.rewrite(b), nil
 }
 
 // sseFilter filters a text/event-stream response event by event: each event

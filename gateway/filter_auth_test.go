@@ -47,14 +47,14 @@ func TestToolsListFilter(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &toolsFilter{keep: keepA}
-			var rd io.Reader
+			var got []byte
+			var err error
 			if tc.sse {
-				rd = &sseFilter{src: bufio.NewReader(strings.NewReader(tc.in)), f: f}
+				got, err = io.ReadAll(&sseFilter{src: bufio.NewReader(strings.NewReader(tc.in)), f: f})
 			} else {
-				rd = &jsonFilter{src: strings.NewReader(tc.in), f: f}
+				got, err = f.filterJSON(strings.NewReader(tc.in))
 			}
-			got, err := io.ReadAll(rd)
-			if err != nil && err != io.EOF {
+			if err != nil {
 				t.Fatalf("read: %v", err)
 			}
 			if string(got) != tc.want {

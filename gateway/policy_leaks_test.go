@@ -299,3 +299,31 @@ func errorOf(body string) string {
 	_ = json.Unmarshal([]byte(body), &e)
 	return e.Error
 }
+
+// TestToolsListFilterRefusesWhatItCannotHold checks that an answer larger
+// than the filter reads is refused before anything is sent, not passed on
+// unfiltered nor cut short after a 200.
+func TestToolsListFilterRefusesWhatItCannotHold(t *testing.T) {
+	env, base, _ := supportSession(t, func(upstream string) string {
+		target, _ := url.Parse(upstream)
+		rp := httputil.NewSingleHostReverseProxy(target)
+		big := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			if !bytes.Contains(body, []byte(`"tools/list"`)) || !bytes.Contains(body, []byte(`"id":99`)) {
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				rp.ServeHTTP(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":99,"result":{"tools":[{"name":"`+profileTool+`","description":"`)
+			_, _ = w.Write(bytes.Repeat([]byte("x"), maxFilteredBody))
+			_, _ = io.WriteString(w, `"}]}}`)
+		}))
+		t.Cleanup(big.Close)
+		return big.URL
+	})
+	resp, body := env.do(t, http.MethodPost, "/customer-support-assistant/mcp", []byte(`{"jsonrpc":"2.0","id":99,"method":"tools/list"}`), base)
+	if resp.StatusCode != http.StatusBadGateway || bytes.Contains(body, []byte(profileTool)) || !bytes.Contains(body, []byte("MiB")) {
+		t.Errorf("an answer too large to filter: %d %.300s, want 502", resp.StatusCode, body)
+	}
+}

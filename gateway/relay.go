@@ -604,6 +604,8 @@ func (g *Gateway) writeUpstreamError(w http.ResponseWriter, r *http.Request, rt 
 		status, what = http.StatusGatewayTimeout, "did not answer in time"
 	case errors.Is(err, errEncodedAnswer):
 		what = "answered compressed although asked not to, so its tool list cannot be checked against the policy"
+	case errors.Is(err, errAnswerTooLarge):
+		what = fmt.Sprintf("answered with more than %d MiB, more than the gateway checks against the policy", maxFilteredBody>>20)
 	}
 	logFrom(r.Context()).Warn().Str("server", rt.server.Path).Err(err).Int("status", status).Msg("upstream error")
 	msg := fmt.Sprintf("upstream of %s %s", rt.server.Path, what)
