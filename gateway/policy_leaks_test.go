@@ -15,7 +15,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mcpgw/mcpgw/auth"
 	"github.com/mcpgw/mcpgw/auth/authtest"
 	"github.com/mcpgw/mcpgw/registry"
@@ -326,4 +330,75 @@ func TestToolsListFilterRefusesWhatItCannotHold(t *testing.T) {
 	if resp.StatusCode != http.StatusBadGateway || bytes.Contains(body, []byte(profileTool)) || !bytes.Contains(body, []byte("MiB")) {
 		t.Errorf("an answer too large to filter: %d %.300s, want 502", resp.StatusCode, body)
 	}
+}
+
+// TestInvokeToolDoesNotFollowRedirects: a registered upstream (compromised,
+// or with an open redirect) must not send the gateway, with the server's
+// configured secret headers, to another origin (an internal address, say).
+func TestInvokeToolDoesNotFollowRedirects(t *testing.T) {
+	t.Setenv("AUDIT2_UPSTREAM_SECRET", "s3cr3t-for-the-registered-upstream-only")
+	e := newEnv(t, Options{})
+	other := upstreamtest.New(t, upstreamtest.Options{}) // "another origin"
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL, http.StatusTemporaryRedirect)
+	}))
+	defer redirector.Close()
+	e.register(t, map[string]any{"server_name": "redir", "path": "/redir", "proxy_pass_url": redirector.URL + "/mcp",
+		"headers": []map[string]string{{"X-Api-Key": "$AUDIT2_UPSTREAM_SECRET"}}})
+	c := connect(t, e.srv.URL+"/mcpgw/mcp", nil, "2025-06-18") // anonymous, local mode
+	if res, err := invoke(t, c, "/redir", "echo", map[string]any{"message": "hi"}); err == nil && !res.IsError {
+		t.Errorf("invoke_tool through a redirect succeeded: %+v", res)
+	}
+	for _, h := range other.Headers() {
+		if h.Get("X-Api-Key") == "s3cr3t-for-the-registered-upstream-only" {
+			t.Fatalf("the configured secret header followed the upstream's redirect to %s", other.URL)
+		}
+	}
+	if len(other.Headers()) > 0 {
+		t.Fatalf("invoke_tool followed the redirect to another origin (%d requests)", len(other.Headers()))
+	}
+}
+
+// TestRelayDoesNotPassRedirectsOn: Go MCP clients (mcp-go, `mcpgw call`)
+// follow a redirect and re-send custom headers, X-Authorization (the
+// caller's gateway token) among them, to the host the upstream chose. SPEC
+// 5: "The caller's ingress token is never forwarded."
+func TestRelayDoesNotPassRedirectsOn(t *testing.T) {
+	e := newEnv(t, Options{})
+	thief := upstreamtest.New(t, upstreamtest.Options{})
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, thief.URL, http.StatusTemporaryRedirect)
+	}))
+	defer evil.Close()
+	e.register(t, map[string]any{"server_name": "evil", "path": "/evil", "proxy_pass_url": evil.URL + "/mcp"})
+	if err := tryConnect(e.srv.URL+"/evil/mcp", map[string]string{"X-Authorization": "Bearer " + e.admin}); err == nil {
+		t.Error("a session through a redirecting upstream was opened")
+	}
+	resp, body := e.do(t, http.MethodPost, "/evil/mcp", []byte(initializeBody), map[string]string{"Content-Type": "application/json", "Accept": "application/json, text/event-stream"})
+	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("Location") != "" || !strings.Contains(string(body), "redirect") {
+		t.Errorf("relayed redirect: %d Location %q %s, want 502", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	for _, h := range thief.Headers() {
+		if h.Get("X-Authorization") == "Bearer "+e.admin {
+			t.Fatalf("the caller's gateway admin token reached %s through a relayed redirect", thief.URL)
+		}
+	}
+}
+
+func tryConnect(url string, headers map[string]string) error {
+	tr, err := transport.NewStreamableHTTP(url, transport.WithHTTPHeaders(headers))
+	if err != nil {
+		return err
+	}
+	c := client.NewClient(tr)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Start(ctx); err != nil {
+		return err
+	}
+	init := mcp.InitializeRequest{}
+	init.Params.ClientInfo = mcp.Implementation{Name: "t", Version: "1"}
+	_, err = c.Initialize(ctx, init)
+	return err
 }

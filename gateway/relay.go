@@ -331,6 +331,12 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 		return
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		// Passed on, a redirect would send the caller, with its gateway
+		// token (clients re-send custom headers), where the upstream says.
+		g.writeUpstreamError(w, r, rt, msgs, fmt.Errorf("%w (%d)", errUpstreamRedirect, resp.StatusCode), nil)
+		return
+	}
 	if filter { // policy: tools p may not call leave tools/list results
 		filtered, err := g.filterToolsList(resp, p, rt)
 		if err != nil {
@@ -591,6 +597,9 @@ func (g *Gateway) writeSessionNotFound(w http.ResponseWriter, r *http.Request, m
 	writeRPCError(w, r, http.StatusNotFound, firstID(msgs), rpcInvalidRequest, "session not found: the Mcp-Session-Id is not valid for this service; initialize a new session")
 }
 
+// errUpstreamRedirect is an upstream answer with a 3xx status.
+var errUpstreamRedirect = errors.New("relay: upstream answered with a redirect")
+
 // writeUpstreamError answers 504 for a timeout and 502 for any other
 // failure to reach the upstream, as a JSON-RPC error for JSON-RPC requests.
 func (g *Gateway) writeUpstreamError(w http.ResponseWriter, r *http.Request, rt *route, msgs []rpcMessage, err, cause error) {
@@ -604,6 +613,8 @@ func (g *Gateway) writeUpstreamError(w http.ResponseWriter, r *http.Request, rt 
 		status, what = http.StatusGatewayTimeout, "did not answer in time"
 	case errors.Is(err, errEncodedAnswer):
 		what = "answered compressed although asked not to, so its tool list cannot be checked against the policy"
+	case errors.Is(err, errUpstreamRedirect):
+		what = "answered with a redirect, which the gateway does not pass on: register the address it redirects to"
 	case errors.Is(err, errAnswerTooLarge):
 		what = fmt.Sprintf("answered with more than %d MiB, more than the gateway checks against the policy", maxFilteredBody>>20)
 	}

@@ -168,9 +168,8 @@ func NewChecker(opts CheckerOptions, d CheckerDeps) *Checker {
 		lead:  d.Leader,
 		probe: &prober{http: &http.Client{
 			Transport: d.Transport,
-			// A redirect is reported, not followed: configured headers
-			// are secrets and go to the registered upstream only.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			// A redirect is reported, not followed.
+			CheckRedirect: noRedirects,
 		}, userAgent: ua, timeout: opts.Timeout},
 		entries: map[string]*entry{},
 		dirty:   map[string]registry.Health{},

@@ -150,7 +150,7 @@ func NewSessions(rt http.RoundTripper, version string, opts SessionOptions) *Ses
 	}
 	base, cancel := context.WithCancel(context.Background())
 	return &Sessions{
-		hc: &http.Client{Transport: rt}, version: version, opts: opts, now: time.Now,
+		hc: &http.Client{Transport: rt, CheckRedirect: noRedirects}, version: version, opts: opts, now: time.Now,
 		base: base, cancel: cancel, m: map[string]*session{},
 	}
 }

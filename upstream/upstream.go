@@ -63,8 +63,14 @@ func New(opts Options, version string) *Client {
 		DisableCompression: true,
 	}
 	relay := NewH1Transport(H1Options{MaxIdlePerHost: opts.MaxIdleConnsPerHost, Fallback: tr})
-	return &Client{opts: opts, transport: tr, relay: relay, http: &http.Client{Transport: tr}, version: version}
+	return &Client{opts: opts, transport: tr, relay: relay, http: &http.Client{Transport: tr, CheckRedirect: noRedirects}, version: version}
 }
+
+// noRedirects is the CheckRedirect of every client of upstreams: a
+// redirect is answered, not followed. Configured headers are secrets for
+// the registered upstream only, and an upstream must not send the gateway
+// to an address of its choosing (an internal one, say).
+func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // Transport returns the shared pooled net/http transport, used for the
 // gateway's own MCP sessions and health checks.
