@@ -154,6 +154,36 @@ func readTokenFile(f string) (string, error) {
 }
 
 // connect opens and initializes an MCP session with the configured headers.
+// gatewayURL reports whether u is on the gateway the other commands talk
+// to (MCPGW_REGISTRY_URL's origin, by default http://127.0.0.1:7860) or on
+// a loopback host: only there does call send the gateway token by default.
+// `mcpgw call` is a general MCP client too, and the local admin key must
+// not reach a third-party server because it was handy.
+func gatewayURL(u string) bool {
+	target, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	if loopbackHost(target.Hostname()) {
+		return true
+	}
+	reg, err := url.Parse(envOr("MCPGW_REGISTRY_URL", "http://127.0.0.1:7860"))
+	return err == nil && strings.EqualFold(reg.Scheme, target.Scheme) && strings.EqualFold(reg.Host, target.Host)
+}
+
+// keepTokenHome is the client's CheckRedirect: Go drops Authorization on a
+// redirect to another host but keeps custom headers, so the gateway token
+// (X-Authorization) is dropped here.
+func keepTokenHome(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if !strings.EqualFold(req.URL.Host, via[0].URL.Host) || req.URL.Scheme != via[0].URL.Scheme {
+		req.Header.Del("X-Authorization")
+	}
+	return nil
+}
+
 func (o *callOpts) connect(ctx context.Context) (*client.Client, error) {
 	if o.url == "" {
 		return nil, usageErr("--url is required, e.g. --url http://127.0.0.1:7860/mcpgw/mcp")
@@ -170,7 +200,7 @@ func (o *callOpts) connect(ctx context.Context) (*client.Client, error) {
 		headers["Authorization"] = "Bearer " + t
 	}
 	ingress := o.ingressTokenFile
-	if ingress == "" {
+	if ingress == "" && gatewayURL(o.url) {
 		if f := defaultTokenFile(); fileExists(f) {
 			ingress = f
 		}
@@ -183,7 +213,7 @@ func (o *callOpts) connect(ctx context.Context) (*client.Client, error) {
 		headers["X-Authorization"] = "Bearer " + t
 	}
 	o.last = &lastResponse{}
-	hc := &http.Client{Transport: &recordingTransport{base: http.DefaultTransport, last: o.last}}
+	hc := &http.Client{Transport: &recordingTransport{base: http.DefaultTransport, last: o.last}, CheckRedirect: keepTokenHome}
 	switch o.transport {
 	case "auto", "":
 		c, err := o.start(ctx, "streamable-http", headers, hc)
