@@ -402,3 +402,46 @@ func tryConnect(url string, headers map[string]string) error {
 	_, err = c.Initialize(ctx, init)
 	return err
 }
+
+// TestRelayKeepsTheRegisteredQuery: the relay appends the caller's query to
+// proxy_pass_url's own; a caller repeating a parameter the admin set
+// (tenant, region, key) would win with upstreams that read the last value
+// (Express, PHP and others). Such a request is refused; other parameters
+// pass.
+func TestRelayKeepsTheRegisteredQuery(t *testing.T) {
+	e := newEnv(t, Options{})
+	var mu sync.Mutex
+	var seen string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = r.URL.RawQuery
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{}}`)
+	}))
+	defer up.Close()
+	e.register(t, map[string]any{"server_name": "tenant", "path": "/tenant", "proxy_pass_url": up.URL + "/mcp?tenant=acme"})
+	for _, tc := range []struct {
+		query, want string
+		status     int
+	}{
+		{"?tenant=victim-corp", "", http.StatusBadRequest},
+		{"?TENANT=victim-corp", "", http.StatusBadRequest},
+		{"?x=1;tenant=victim-corp", "", http.StatusBadRequest},
+		{"?t%65nant=victim-corp", "", http.StatusBadRequest},
+		{"?debug=1", "tenant=acme&debug=1", http.StatusOK},
+		{"", "tenant=acme", http.StatusOK},
+	} {
+		mu.Lock()
+		seen = ""
+		mu.Unlock()
+		resp, body := e.do(t, http.MethodPost, "/tenant/mcp"+tc.query, []byte(`{"jsonrpc":"2.0","id":1,"method":"ping"}`),
+			map[string]string{"Content-Type": "application/json", "Accept": "application/json, text/event-stream"})
+		mu.Lock()
+		got := seen
+		mu.Unlock()
+		if resp.StatusCode != tc.status || got != tc.want {
+			t.Errorf("query %q: %d %s, upstream saw %q; want %d and %q", tc.query, resp.StatusCode, body, got, tc.status, tc.want)
+		}
+	}
+}

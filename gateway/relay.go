@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -298,6 +299,8 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 			writeRPCError(w, r, http.StatusNotFound, firstID(msgs), rpcInvalidRequest, "unknown message endpoint: open the event stream at /"+rt.key+"/sse again")
 		case errors.Is(err, errBadSession):
 			g.writeSessionNotFound(w, r, msgs)
+		case errors.Is(err, errQueryOverride):
+			writeRPCError(w, r, http.StatusBadRequest, firstID(msgs), rpcInvalidRequest, err.Error())
 		case errors.Is(err, errSessionHeaders):
 			writeRPCError(w, r, http.StatusBadRequest, firstID(msgs), rpcInvalidRequest, err.Error())
 		case errors.Is(err, errForbidden):
@@ -471,6 +474,9 @@ func (g *Gateway) upstreamRequest(ctx context.Context, r *http.Request, rt *rout
 		u = *t
 	} else if r.URL.RawQuery != "" {
 		if u.RawQuery != "" {
+			if name, ok := repeatsParam(u.RawQuery, r.URL.RawQuery); ok {
+				return nil, fmt.Errorf("%w: %q", errQueryOverride, name)
+			}
 			u.RawQuery += "&" + r.URL.RawQuery
 		} else {
 			u.RawQuery = r.URL.RawQuery
@@ -529,6 +535,36 @@ func (g *Gateway) upstreamRequest(ctx context.Context, r *http.Request, rt *rout
 		}
 	}
 	return out, nil
+}
+
+// errQueryOverride is a caller's query parameter that the registration's
+// proxy_pass_url sets already.
+var errQueryOverride = errors.New("the server's registration sets the query parameter")
+
+// repeatsParam reports a parameter of the caller's query whose name the
+// configured query has too. Upstreams disagree on which of two values
+// counts (many take the last), so a caller could otherwise replace a
+// tenant, region or key the admin set. Names compare as decoded and
+// without case (some frameworks ignore it), split on & and ;.
+func repeatsParam(configured, caller string) (string, bool) {
+	names := func(q string) []string {
+		var out []string
+		for _, kv := range strings.FieldsFunc(q, func(r rune) bool { return r == '&' || r == ';' }) {
+			k, _, _ := strings.Cut(kv, "=")
+			if n, err := url.QueryUnescape(k); err == nil {
+				k = n
+			}
+			out = append(out, strings.ToLower(k))
+		}
+		return out
+	}
+	set := names(configured)
+	for _, n := range names(caller) {
+		if slices.Contains(set, n) {
+			return n, true
+		}
+	}
+	return "", false
 }
 
 // replayBody is a relayed request's body, already read: one object where
