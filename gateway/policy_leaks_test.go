@@ -445,3 +445,27 @@ func TestRelayKeepsTheRegisteredQuery(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayPathsHideServersWhateverTheMethod: a verified caller who may
+// not see a server gets, on every relay path and method, the answer an
+// unregistered path gets (405, or a transport hint, told it exists).
+func TestRelayPathsHideServersWhateverTheMethod(t *testing.T) {
+	env, base, _ := supportSession(t, nil)
+	env.register(t, map[string]any{"server_name": "hidden-billing", "path": "/hidden-billing", "proxy_pass_url": "http://127.0.0.1:1/mcp"})
+	caller := map[string]string{"X-Authorization": base["X-Authorization"]}
+	for _, c := range []struct{ method, suffix string }{
+		{http.MethodPut, "/mcp"}, {http.MethodPatch, "/mcp"}, {http.MethodGet, "/sse"}, {http.MethodGet, "/messages"}, {http.MethodPost, "/messages"},
+	} {
+		r1, b1 := env.do(t, c.method, "/hidden-billing"+c.suffix, nil, caller)
+		r2, b2 := env.do(t, c.method, "/no-such-server"+c.suffix, nil, caller)
+		e1 := errorOf(strings.ReplaceAll(string(b1), "hidden-billing", "X"))
+		e2 := errorOf(strings.ReplaceAll(string(b2), "no-such-server", "X"))
+		if r1.StatusCode != r2.StatusCode || e1 != e2 {
+			t.Errorf("%s %s: a hidden server answers %d %q, an unregistered path %d %q", c.method, c.suffix, r1.StatusCode, e1, r2.StatusCode, e2)
+		}
+	}
+	// The caller's own server still gets the helpful answers.
+	if r, b := env.do(t, http.MethodPut, "/customer-support-assistant/mcp", nil, caller); r.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("PUT on a visible server: %d %s, want 405", r.StatusCode, b)
+	}
+}

@@ -201,12 +201,16 @@ func headerSet(lists ...[]string) map[string]bool {
 // event stream; a POST gets 405, which tells MCP clients to fall back to
 // the legacy transport (MCP backwards compatibility).
 func (g *Gateway) serveRelay(w http.ResponseWriter, r *http.Request, rt *route) {
+	p, ok := g.relayCaller(w, r, rt)
+	if !ok {
+		return
+	}
 	if legacySSE(rt.server) {
 		if r.Method != http.MethodGet {
 			methodNotAllowed(w, r, http.MethodGet)
 			return
 		}
-		g.relay(w, r, rt, kindLegacyStream)
+		g.relay(w, r, rt, kindLegacyStream, p)
 		return
 	}
 	switch r.Method {
@@ -215,24 +219,33 @@ func (g *Gateway) serveRelay(w http.ResponseWriter, r *http.Request, rt *route) 
 		methodNotAllowed(w, r, "POST, GET, DELETE")
 		return
 	}
-	g.relay(w, r, rt, kindStreamable)
+	g.relay(w, r, rt, kindStreamable, p)
+}
+
+// relayCaller authenticates the caller of rt's relay paths and checks
+// that it may see the server, before anything else is answered: a server
+// the caller may not see answers as one that does not exist, whatever the
+// method or path (405 or a transport hint would tell it exists).
+func (g *Gateway) relayCaller(w http.ResponseWriter, r *http.Request, rt *route) (*auth.Principal, bool) {
+	p, err := g.authenticate(r, rt.server.Passthrough())
+	if err != nil {
+		g.writeUnauthorized(w, r, err)
+		return nil, false
+	}
+	if !g.policy.Allowed(p, rt.server.Path, auth.ActionRead, "") {
+		writeNoService(w, r)
+		return nil, false
+	}
+	return p, true
 }
 
 // relay relays one request: the body and headers pass unchanged except for
 // credentials (SPEC section 5) and the sealed session id or message
-// endpoint, and the response streams back frame by frame.
-func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind relayKind) {
+// endpoint, and the response streams back frame by frame. p is the caller,
+// authenticated by relayCaller.
+func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind relayKind, p *auth.Principal) {
 	passthrough := rt.server.Passthrough()
-	p, err := g.authenticate(r, passthrough)
-	if err != nil {
-		g.writeUnauthorized(w, r, err)
-		return
-	}
-	if !g.policy.Allowed(p, rt.server.Path, auth.ActionRead, "") {
-		writeNoService(w, r) // a server the caller may not see is one that does not exist
-		return
-	}
-
+	var err error
 	var body []byte
 	var msgs []rpcMessage
 	if r.Method == http.MethodPost {

@@ -71,6 +71,10 @@ func (t *routeTable) lookupLegacy(p string) (*route, relayKind, bool) {
 
 // serveLegacy serves /{key}/sse and /{key}/messages of a legacy upstream.
 func (g *Gateway) serveLegacy(w http.ResponseWriter, r *http.Request, rt *route, kind relayKind) {
+	p, ok := g.relayCaller(w, r, rt)
+	if !ok {
+		return
+	}
 	if !legacySSE(rt.server) {
 		writeError(w, r, http.StatusNotFound, fmt.Sprintf("%s speaks streamable HTTP: use /%s/mcp", rt.server.Path, rt.key), nil)
 		return
@@ -83,7 +87,7 @@ func (g *Gateway) serveLegacy(w http.ResponseWriter, r *http.Request, rt *route,
 		methodNotAllowed(w, r, want)
 		return
 	}
-	g.relay(w, r, rt, kind)
+	g.relay(w, r, rt, kind, p)
 }
 
 // messageTarget unseals the s parameter of /{key}/messages into the
