@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -34,6 +35,14 @@ var _ registry.Store = (*Store)(nil)
 // migrations. synchronous=FULL makes every acknowledged commit survive a crash
 // of the process or the machine.
 func Open(ctx context.Context, path string) (*Store, error) {
+	// The file holds egress header values, secrets: a new one is made
+	// readable by its owner only, and SQLite gives its -wal and -shm files
+	// the same mode. An existing file keeps the mode its owner chose.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		_ = f.Close()
+	} else if !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("sqlite: create %s: %w", path, err)
+	}
 	q := url.Values{}
 	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"} {
 		q.Add("_pragma", p)
