@@ -41,7 +41,7 @@ func TestLogsNeverHoldSecrets(t *testing.T) {
 		metaHeader       = "meta-registered-secret-5b1c"
 		downHeader       = "down-secret-0a0a"
 	)
-	t.Setenv("MCPGW_LOGTEST_TOKEN", envHeader)
+	t.Setenv("UPSTREAM_LOGTEST_TOKEN", envHeader)
 	e := newUIEnv(t, Options{})
 	ctx := context.Background()
 	secrets := []string{e.admin, passthroughToken, literalHeader, envHeader, badKey, metaHeader, downHeader, upstreamtest.AgentCoreToken}
@@ -53,7 +53,7 @@ func TestLogsNeverHoldSecrets(t *testing.T) {
 	// expanded one, so the test fails if expansion does not happen.
 	echo := upstreamtest.New(t, upstreamtest.Options{Name: "keyed", Token: envHeader})
 	regBody, _ := json.Marshal(map[string]any{"server_name": "keyed", "path": "/keyed", "proxy_pass_url": echo.URL,
-		"headers": []map[string]string{{"X-Api-Key": literalHeader}, {"Authorization": "Bearer $MCPGW_LOGTEST_TOKEN"}}})
+		"headers": []map[string]string{{"X-Api-Key": literalHeader}, {"Authorization": "Bearer $UPSTREAM_LOGTEST_TOKEN"}}})
 	admin := map[string]string{"Authorization": "Bearer " + e.admin, "Content-Type": "application/json"}
 	if resp, body := e.do(t, "POST", "/api/v1/servers", regBody, admin); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("register keyed: %d %s", resp.StatusCode, body)

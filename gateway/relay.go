@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -629,7 +628,7 @@ func setEgressHeaders(h http.Header, s *registry.Server, passthrough bool) {
 		if passthrough && h.Get(hd.Name) != "" {
 			continue
 		}
-		h.Set(hd.Name, os.ExpandEnv(hd.Value.Reveal()))
+		h.Set(hd.Name, hd.Value.Expand())
 	}
 }
 

@@ -17,12 +17,12 @@ func TestRelayHeaderHygiene(t *testing.T) {
 	browser := map[string]string{"Cookie": "mcpgw_session=secret", "Origin": env.srv.URL, "Referer": env.srv.URL + "/ui"}
 
 	t.Run("non-passthrough server", func(t *testing.T) {
-		t.Setenv("MCPGW_TEST_API_KEY", "key-one")
-		t.Setenv("MCPGW_TEST_TENANT", "acme")
+		t.Setenv("UPSTREAM_TEST_API_KEY", "key-one")
+		t.Setenv("UPSTREAM_TEST_TENANT", "acme")
 		up := upstreamtest.New(t, upstreamtest.Options{})
 		env.register(t, map[string]any{
 			"server_name": "plain", "path": "/plain", "proxy_pass_url": up.URL, "auth_type": "api-key",
-			"headers": []map[string]string{{"X-Api-Key": "$MCPGW_TEST_API_KEY"}, {"X-Tenant": "t-${MCPGW_TEST_TENANT}-1"}},
+			"headers": []map[string]string{{"X-Api-Key": "$UPSTREAM_TEST_API_KEY"}, {"X-Tenant": "t-${UPSTREAM_TEST_TENANT}-1"}},
 		})
 		hdr := map[string]string{"Authorization": ingress, "X-Authorization": ingress, "X-Caller-Trace": "abc"}
 		for k, v := range browser {
@@ -41,10 +41,10 @@ func TestRelayHeaderHygiene(t *testing.T) {
 				}
 			}
 			if got := h.Get("X-Api-Key"); got != "key-one" {
-				t.Fatalf("request %d: X-Api-Key = %q, want the expanded $MCPGW_TEST_API_KEY", i, got)
+				t.Fatalf("request %d: X-Api-Key = %q, want the expanded $UPSTREAM_TEST_API_KEY", i, got)
 			}
 			if got := h.Get("X-Tenant"); got != "t-acme-1" {
-				t.Fatalf("request %d: X-Tenant = %q, want the expanded ${MCPGW_TEST_TENANT}", i, got)
+				t.Fatalf("request %d: X-Tenant = %q, want the expanded ${UPSTREAM_TEST_TENANT}", i, got)
 			}
 			if got := h.Get("X-Caller-Trace"); got != "abc" {
 				t.Fatalf("request %d: caller header X-Caller-Trace = %q", i, got)
@@ -55,7 +55,7 @@ func TestRelayHeaderHygiene(t *testing.T) {
 		}
 		// Expanded when sent, not when registered: a new value applies to
 		// the next request.
-		t.Setenv("MCPGW_TEST_API_KEY", "key-two")
+		t.Setenv("UPSTREAM_TEST_API_KEY", "key-two")
 		callEcho(t, c, "two")
 		if got := up.LastHeader("X-Api-Key"); got != "key-two" {
 			t.Fatalf("after the variable changed, X-Api-Key = %q", got)
@@ -63,11 +63,11 @@ func TestRelayHeaderHygiene(t *testing.T) {
 	})
 
 	t.Run("passthrough server", func(t *testing.T) {
-		t.Setenv("MCPGW_TEST_HELD_TOKEN", "gateway-held")
+		t.Setenv("UPSTREAM_TEST_HELD_TOKEN", "gateway-held")
 		up := upstreamtest.New(t, upstreamtest.Options{})
 		env.register(t, map[string]any{
 			"server_name": "pass", "path": "/pass", "proxy_pass_url": up.URL, "auth_type": "passthrough",
-			"headers": []map[string]string{{"Authorization": "Bearer $MCPGW_TEST_HELD_TOKEN"}, {"X-Region": "eu-1"}},
+			"headers": []map[string]string{{"Authorization": "Bearer $UPSTREAM_TEST_HELD_TOKEN"}, {"X-Region": "eu-1"}},
 		})
 		// Not a gateway token: the gateway must not judge it, only carry it.
 		const callerAuth = "Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln-_==  odd\tspacing"

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -41,6 +42,20 @@ func NewSecret(v string) Secret { return Secret{v: v} }
 
 // Reveal returns the secret value; call it only where the value is sent.
 func (s Secret) Reveal() string { return s.v }
+
+// Expand returns the secret value with $VAR and ${VAR} replaced from the
+// environment, as a header value is sent. The gateway's own settings
+// (MCPGW_*: the session key, the store's URL and password, tokens) expand
+// to nothing: whoever may register a server chooses where its headers go,
+// and must not be able to send the gateway's secrets there.
+func (s Secret) Expand() string {
+	return os.Expand(s.v, func(name string) string {
+		if strings.HasPrefix(strings.ToUpper(name), "MCPGW_") {
+			return ""
+		}
+		return os.Getenv(name)
+	})
+}
 
 // String implements fmt.Stringer without leaking the value.
 func (s Secret) String() string { return Redacted }

@@ -466,3 +466,24 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// TestHeaderExpansion checks $VAR expansion of header values: from the
+// environment, except the gateway's own MCPGW_* settings, which whoever
+// registers a server could otherwise send to a host of their choice.
+func TestHeaderExpansion(t *testing.T) {
+	t.Setenv("UPSTREAM_TOKEN", "up-tok")
+	t.Setenv("MCPGW_SESSION_KEY", "the-gateway-session-key")
+	t.Setenv("mcpgw_store", "postgres://u:pw@db/x")
+	for _, tc := range []struct{ in, want string }{
+		{"Bearer $UPSTREAM_TOKEN", "Bearer up-tok"},
+		{"Bearer ${UPSTREAM_TOKEN}", "Bearer up-tok"},
+		{"k=$MCPGW_SESSION_KEY", "k="},
+		{"k=${MCPGW_SESSION_KEY}", "k="},
+		{"k=${mcpgw_store}", "k="},
+		{"plain", "plain"},
+	} {
+		if got := NewSecret(tc.in).Expand(); got != tc.want {
+			t.Errorf("Expand(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -106,7 +105,7 @@ func ExpandHeaders(s *registry.Server) map[string]string {
 	}
 	out := make(map[string]string, len(s.Headers))
 	for _, h := range s.Headers {
-		out[h.Name] = os.ExpandEnv(h.Value.Reveal())
+		out[h.Name] = h.Value.Expand()
 	}
 	return out
 }
