@@ -423,7 +423,7 @@ func TestRelayKeepsTheRegisteredQuery(t *testing.T) {
 	e.register(t, map[string]any{"server_name": "tenant", "path": "/tenant", "proxy_pass_url": up.URL + "/mcp?tenant=acme"})
 	for _, tc := range []struct {
 		query, want string
-		status     int
+		status      int
 	}{
 		{"?tenant=victim-corp", "", http.StatusBadRequest},
 		{"?TENANT=victim-corp", "", http.StatusBadRequest},
