@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -262,9 +263,9 @@ func TestRelayRefusesSeveralSessionIDs(t *testing.T) {
 		want   []string // what the upstream saw; nil: not reached
 	}{
 		{"several values", []string{"", "raw-upstream-session-of-someone-else"}, http.StatusBadRequest, nil},
-		{"several sealed", []string{env.gw.sealer.Seal("s", "a"), env.gw.sealer.Seal("s", "b")}, http.StatusBadRequest, nil},
+		{"several sealed", []string{env.gw.sealer.Seal("s\x00anonymous", "a"), env.gw.sealer.Seal("s\x00anonymous", "b")}, http.StatusBadRequest, nil},
 		{"one empty value", []string{""}, http.StatusOK, []string{}},
-		{"one sealed value", []string{env.gw.sealer.Seal("s", "up-1")}, http.StatusOK, []string{"up-1"}},
+		{"one sealed value", []string{env.gw.sealer.Seal("s\x00anonymous", "up-1")}, http.StatusOK, []string{"up-1"}},
 		{"one raw value", []string{"raw-upstream-session-of-someone-else"}, http.StatusNotFound, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -467,5 +468,23 @@ func TestRelayPathsHideServersWhateverTheMethod(t *testing.T) {
 	// The caller's own server still gets the helpful answers.
 	if r, b := env.do(t, http.MethodPut, "/customer-support-assistant/mcp", nil, caller); r.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("PUT on a visible server: %d %s, want 405", r.StatusCode, b)
+	}
+}
+
+// TestSessionIDsAreBoundToTheCaller: a sealed session id is of use to the
+// caller it was issued to only; another caller, even one who may use the
+// same server, gets "session not found" instead of riding an upstream
+// session set up with someone else's credentials.
+func TestSessionIDsAreBoundToTheCaller(t *testing.T) {
+	env, base, iss := supportSession(t, nil)
+	const path = "/customer-support-assistant/mcp"
+	list := []byte(`{"jsonrpc":"2.0","id":5,"method":"tools/list"}`)
+	if resp, body := env.do(t, http.MethodPost, path, list, base); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the session's own caller: %d %s", resp.StatusCode, body)
+	}
+	other := maps.Clone(base)
+	other["X-Authorization"] = "Bearer " + iss.Sign(t, iss.Claims("sue", "mcpgw", "support-team"))
+	if resp, body := env.do(t, http.MethodPost, path, list, other); resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "session not found") {
+		t.Errorf("another caller with the session id: %d %s, want 404 session not found", resp.StatusCode, body)
 	}
 }

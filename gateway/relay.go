@@ -371,7 +371,7 @@ func (g *Gateway) relay(w http.ResponseWriter, r *http.Request, rt *route, kind 
 	}
 	copyResponseHeaders(w.Header(), resp.Header)
 	if sid := resp.Header.Get("Mcp-Session-Id"); sid != "" && kind == kindStreamable {
-		w.Header().Set("Mcp-Session-Id", g.sealer.Seal(rt.key, sid))
+		w.Header().Set("Mcp-Session-Id", g.sealer.Seal(sessionLabel(r, rt), sid))
 	}
 	w.WriteHeader(resp.StatusCode)
 
@@ -479,7 +479,7 @@ func (g *Gateway) timeout(*route) time.Duration {
 func (g *Gateway) upstreamRequest(ctx context.Context, r *http.Request, rt *route, kind relayKind, body []byte, passthrough bool) (*http.Request, error) {
 	u := *rt.target
 	if kind == kindLegacyMessage {
-		t, err := g.messageTarget(rt, r.URL.Query().Get("s"))
+		t, err := g.messageTarget(r, rt, r.URL.Query().Get("s"))
 		if err != nil {
 			return nil, err
 		}
@@ -539,7 +539,7 @@ func (g *Gateway) upstreamRequest(ctx context.Context, r *http.Request, rt *rout
 			return nil, errSessionHeaders
 		}
 		if sids[0] != "" {
-			up, err := g.sealer.Unseal(rt.key, sids[0])
+			up, err := g.sealer.Unseal(sessionLabel(r, rt), sids[0])
 			if err != nil {
 				return nil, err
 			}

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 )
@@ -17,6 +18,18 @@ const SessionKeyFile = "session.key"
 
 // errBadSession is returned for a session id that does not unseal.
 var errBadSession = errors.New("unknown session")
+
+// sessionLabel is what a relayed session id or message endpoint is sealed
+// to: the server's key and the caller's subject. A sealed id that leaks
+// (a log, a proxy) is then of no use to another caller, whose requests
+// would otherwise ride an upstream session set up with someone else's
+// credentials.
+func sessionLabel(r *http.Request, rt *route) string {
+	if ri := infoFrom(r.Context()); ri != nil {
+		return rt.key + "\x00" + ri.subject
+	}
+	return rt.key
+}
 
 // errSessionHeaders is a request with more than one Mcp-Session-Id header.
 var errSessionHeaders = errors.New("send at most one Mcp-Session-Id header")

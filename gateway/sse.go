@@ -94,8 +94,8 @@ func (g *Gateway) serveLegacy(w http.ResponseWriter, r *http.Request, rt *route,
 // upstream URL to POST to. It refuses anything that is not a path on the
 // upstream's own scheme and host: no sealed value can make the gateway
 // send a request elsewhere (SSRF), even if the key leaked.
-func (g *Gateway) messageTarget(rt *route, sealed string) (*url.URL, error) {
-	plain, err := g.sealer.Unseal(rt.key, sealed)
+func (g *Gateway) messageTarget(r *http.Request, rt *route, sealed string) (*url.URL, error) {
+	plain, err := g.sealer.Unseal(sessionLabel(r, rt), sealed)
 	if err != nil || !strings.HasPrefix(plain, endpointMarker) {
 		return nil, errBadSession
 	}
@@ -191,7 +191,7 @@ func (g *Gateway) rewriteEndpoint(r *http.Request, rt *route, streamURL *url.URL
 	if !sameOrigin(u, rt.target) || u.User != nil {
 		return nil, fmt.Errorf("endpoint %q is not on the upstream's origin %s://%s", data, rt.target.Scheme, rt.target.Host)
 	}
-	sealed := g.sealer.Seal(rt.key, endpointMarker+u.RequestURI())
+	sealed := g.sealer.Seal(sessionLabel(r, rt), endpointMarker+u.RequestURI())
 	var b bytes.Buffer
 	if ev.id != "" {
 		b.WriteString("id: " + ev.id + "\n")
