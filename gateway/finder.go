@@ -142,10 +142,25 @@ func (e *inputError) Unwrap() error { return registry.ErrInvalid }
 
 func invalid(field, reason string) error { return &inputError{field: field, reason: reason} }
 
+// maxFindQuery and maxFindTags bound a finder request.
+const (
+	maxFindQuery = 2048
+	maxFindTags  = 32
+)
+
 // checkFind validates finder inputs; field names are those of the surface.
 func checkFind(fp findParams, queryField, topField string) error {
 	if strings.TrimSpace(fp.Query) == "" && len(fp.Tags) == 0 {
 		return invalid(queryField, "is required unless tags are given: describe the tool you need, give tags, or both")
+	}
+	if len(fp.Query) > maxFindQuery {
+		// A need is a sentence or two; every word of a longer text would
+		// cost a pass over the vocabulary (spelling corrections) under the
+		// index's lock, which registrations wait for.
+		return invalid(queryField, fmt.Sprintf("is longer than %d bytes: describe the need in a sentence or two", maxFindQuery))
+	}
+	if len(fp.Tags) > maxFindTags {
+		return invalid("tags", fmt.Sprintf("must not hold more than %d tags", maxFindTags))
 	}
 	if fp.Top < 1 || fp.Top > search.MaxTop {
 		return invalid(topField, fmt.Sprintf("must be between 1 and %d", search.MaxTop))

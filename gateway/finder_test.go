@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -157,6 +158,7 @@ func TestFinderOverMCP(t *testing.T) {
 		{"natural_language_query": "x", "top_n": 2.5},
 		{"tags": []any{1, 2}},
 		{"natural_language_query": 7},
+		{"natural_language_query": strings.Repeat("warranty ", maxFindQuery/9+1)},
 	} {
 		res, err := callTool(c, "intelligent_tool_finder", args)
 		if err != nil || !res.IsError {
@@ -192,7 +194,13 @@ func TestFinderREST(t *testing.T) {
 	if code != http.StatusOK || len(out.Results) != 7 {
 		t.Errorf("comma-separated tags: %d, %d results", code, len(out.Results))
 	}
-	for _, q := range []url.Values{{}, {"q": {" "}}, {"q": {"x"}, "top": {"0"}}, {"q": {"x"}, "top": {"51"}}, {"q": {"x"}, "top": {"many"}}} {
+	long := strings.Repeat("warranty ", maxFindQuery/9+1) // a text, not a need: each word costs a pass
+	manyTags := url.Values{"q": {"x"}}
+	for i := 0; i <= maxFindTags; i++ {
+		manyTags.Add("tag", fmt.Sprint("t", i))
+	}
+	for _, q := range []url.Values{{}, {"q": {" "}}, {"q": {"x"}, "top": {"0"}}, {"q": {"x"}, "top": {"51"}}, {"q": {"x"}, "top": {"many"}},
+		{"q": {long}}, manyTags} {
 		code, _, body := get(q)
 		var apiErr apiError
 		if code != http.StatusBadRequest || json.Unmarshal(body, &apiErr) != nil || apiErr.Error == "" {

@@ -62,7 +62,10 @@ func egressHeaders(ctx context.Context, s *registry.Server) map[string]string {
 		return nil
 	}
 	h := callerHeaders(ctx)
-	if h == nil || strings.TrimSpace(h.Get("X-Authorization")) == "" {
+	// Authorization is the caller's upstream token only when X-Authorization
+	// carried the gateway token; otherwise (absent, or not a bearer token)
+	// Authorization was the gateway token, never to be forwarded.
+	if h == nil || auth.IngressToken(h, true) == "" {
 		return nil
 	}
 	if a := h.Get("Authorization"); a != "" {

@@ -80,6 +80,8 @@ func (g *Gateway) newMetaServer() http.Handler {
 	// written in place, and the session's progress accounting.
 	return &metaHandler{mcp: server.NewStreamableHTTPServer(s,
 		server.WithEndpointPath("/mcpgw/mcp"),
+		server.WithSessionIdManagerResolver(metaSessionIDs{sealer: g.sealer}),
+		server.WithSessionIdleTTL(metaSessionIdleTTL),
 		// The gateway applies its own DNS-rebinding check to every path.
 		server.WithDisableLocalhostProtection(true),
 		server.WithHTTPContextFunc(func(ctx context.Context, r *http.Request) context.Context {

@@ -488,3 +488,53 @@ func TestSessionIDsAreBoundToTheCaller(t *testing.T) {
 		t.Errorf("another caller with the session id: %d %s, want 404 session not found", resp.StatusCode, body)
 	}
 }
+
+// TestMetaSessionIDsAreBoundToTheCaller: an id the meta server issued is
+// valid for its caller only, as the relay's are; another caller holding it
+// gets 404 instead of that session's notifications.
+func TestMetaSessionIDsAreBoundToTheCaller(t *testing.T) {
+	e := newEnv(t, Options{})
+	hdr := map[string]string{"Content-Type": "application/json", "Accept": "application/json, text/event-stream", "Authorization": "Bearer " + e.admin}
+	resp, body := e.do(t, http.MethodPost, "/mcpgw/mcp", []byte(initializeBody), hdr)
+	sid := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != http.StatusOK || sid == "" {
+		t.Fatalf("initialize: %d %s (session %q)", resp.StatusCode, body, sid)
+	}
+	hdr["Mcp-Session-Id"] = sid
+	hdr["MCP-Protocol-Version"] = "2025-06-18"
+	ping := []byte(`{"jsonrpc":"2.0","id":2,"method":"ping"}`)
+	if resp, body := e.do(t, http.MethodPost, "/mcpgw/mcp", ping, hdr); resp.StatusCode != http.StatusOK {
+		t.Fatalf("ping by the session's caller: %d %s", resp.StatusCode, body)
+	}
+	anon := maps.Clone(hdr)
+	delete(anon, "Authorization") // local mode: anyone may use the meta server
+	if resp, body := e.do(t, http.MethodPost, "/mcpgw/mcp", ping, anon); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("ping by another caller with the session id: %d %s, want 404", resp.StatusCode, body)
+	}
+}
+
+// TestInvokeToolNeverForwardsTheGatewayToken: with an X-Authorization that
+// holds no bearer token, the meta server takes Authorization as the
+// gateway token, so invoke_tool must not pass it to a passthrough upstream
+// as the caller's upstream token.
+func TestInvokeToolNeverForwardsTheGatewayToken(t *testing.T) {
+	for _, xa := range []string{"Bearer", "Basic Zm9vOmJhcg==", "none"} {
+		t.Run(xa, func(t *testing.T) {
+			e := newEnv(t, Options{})
+			ac := upstreamtest.NewAgentCore(t, "")
+			e.register(t, map[string]any{"server_name": "customer-support-assistant", "path": "/customer-support-assistant",
+				"proxy_pass_url": ac.Base + "/mcp/", "auth_provider": "bedrock-agentcore",
+				"tool_list": []map[string]any{{"name": warrantyToolName}}})
+			c := connect(t, e.srv.URL+"/mcpgw/mcp", map[string]string{"X-Authorization": xa, "Authorization": "Bearer " + e.admin}, "2025-06-18")
+			_, _ = invoke(t, c, "/customer-support-assistant", warrantyToolName, map[string]any{"serial_number": "X"})
+			if len(ac.Headers()) == 0 {
+				t.Fatal("the upstream was not reached: the test checks nothing")
+			}
+			for _, h := range ac.Headers() {
+				if strings.Contains(h.Get("Authorization"), e.admin) {
+					t.Fatalf("the caller's gateway token reached the passthrough upstream: %q", h.Get("Authorization"))
+				}
+			}
+		})
+	}
+}

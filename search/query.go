@@ -126,6 +126,10 @@ type acc struct {
 // counts them in 16 bits); words beyond it are ignored.
 const maxQueryWords = 1<<16 - 1
 
+// maxCorrectedWords bounds the unknown words of a query that get spelling
+// corrections.
+const maxCorrectedWords = 8
+
 // scratch is the per-search memory of rank, sized to the doc table and
 // reused through Index.pool: a search allocates almost nothing.
 type scratch struct {

@@ -797,6 +797,7 @@ func (x *Index) queryTerms(text string) ([]queryTerm, float64) {
 	var unknown float64
 	seen := map[string]bool{}
 	n := float64(x.tools) + 1
+	corrected := 0
 	for _, t := range x.analyze(expandIdentifiers(text)) {
 		if seen[t] || queryStop[t] {
 			continue
@@ -809,7 +810,10 @@ func (x *Index) queryTerms(text string) ([]queryTerm, float64) {
 		best := map[string]float64{}
 		if x.vocab(t) > 0 {
 			best[t] = 1
-		} else if len(t) >= 4 {
+		} else if len(t) >= 4 && corrected < maxCorrectedWords {
+			// Each correction is a pass over the vocabulary: a few per
+			// query, not one per word of a long text.
+			corrected++
 			for _, c := range x.corrections(t) {
 				best[c] = x.boosts.Fuzzy
 			}

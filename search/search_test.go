@@ -959,3 +959,33 @@ func TestCorrectionsFollowVocabulary(t *testing.T) {
 		t.Errorf("correction %q of a word no tool uses", c)
 	}
 }
+
+// TestCorrectionsPerQueryAreBounded checks that only the first few unknown
+// words of a query get spelling corrections: each is a pass over the
+// vocabulary under the index's lock, and a long text must not cost one per
+// word.
+func TestCorrectionsPerQueryAreBounded(t *testing.T) {
+	words := []string{"thermostat", "warranty", "customer", "invoice", "calendar", "weather", "forecast",
+		"translate", "database", "playlist", "shipment", "password"}
+	var tools []string
+	for _, w := range words {
+		tools = append(tools, "get_"+w)
+	}
+	x := newIndex(t, srv("/a", nil, "everything", tools...))
+	var typos []string
+	for _, w := range words {
+		typos = append(typos, w+w[len(w)-1:]) // "thermostatt", ...
+	}
+	x.mu.RLock()
+	terms, _ := x.queryTerms(strings.Join(typos, " "))
+	x.mu.RUnlock()
+	corrected := 0
+	for _, qt := range terms {
+		if len(qt.alts) > 0 {
+			corrected++
+		}
+	}
+	if corrected == 0 || corrected > maxCorrectedWords {
+		t.Errorf("%d of %d misspelled words were corrected, want 1 to %d", corrected, len(typos), maxCorrectedWords)
+	}
+}
