@@ -37,20 +37,9 @@ func newAuthEnv(t *testing.T, issuers []auth.IssuerConfig, policyDoc string) *au
 	}
 	logs := &lockedLog{}
 	lg := zerolog.New(logs).Level(zerolog.InfoLevel)
-	pol, err := auth.LoadPolicy(f.ctx, auth.PolicyOptions{Store: f.store, IdentityProvider: oidc != nil, Log: lg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pol.TrackServers(f.ctx, f.reg); err != nil {
-		t.Fatal(err)
-	}
-	if policyDoc != "" {
-		if _, err := pol.Replace(f.ctx, []byte(policyDoc), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pol := f.withPolicy(t, auth.PolicyOptions{IdentityProvider: oidc != nil, Log: lg}, policyDoc)
 	f.deps.Verifier = auth.NewAuthenticator(f.store, auth.Options{OIDC: oidc})
-	f.deps.Policy, f.deps.Log = pol, lg
+	f.deps.Log = lg
 	return &authEnv{testEnv: f.serve(t, Options{}, nil), policy: pol, log: logs}
 }
 

@@ -310,17 +310,7 @@ func TestFinderNotConfigured(t *testing.T) {
 func TestFinderScoresTellNothingOfHiddenTools(t *testing.T) {
 	f := newFixture(t)
 	f.withFinder(t)
-	pol, err := auth.LoadPolicy(f.ctx, auth.PolicyOptions{Store: f.store, Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pol.TrackServers(f.ctx, f.reg); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pol.Replace(f.ctx, []byte(seedPolicy), nil); err != nil {
-		t.Fatal(err)
-	}
-	f.deps.Policy = pol
+	f.withPolicy(t, auth.PolicyOptions{Log: zerolog.Nop()}, seedPolicy)
 	env := f.serve(t, Options{}, nil)
 	env.register(t, map[string]any{"server_name": "customer-support-assistant", "path": "/customer-support-assistant",
 		"proxy_pass_url": "http://127.0.0.1:9/mcp", "tool_list": seedTools})

@@ -96,6 +96,27 @@ func (f *fixture) withFinder(t *testing.T) *search.Index {
 
 // serve builds the gateway from f.deps, loads its routes and serves it with
 // httptest on 127.0.0.1. tweak, when set, runs before the routes load.
+// withPolicy loads a policy on f's store, following f's registry, with doc
+// (when not empty) imported, and makes it f's policy.
+func (f *fixture) withPolicy(t testing.TB, opts auth.PolicyOptions, doc string) *auth.Policy {
+	t.Helper()
+	opts.Store = f.store
+	pol, err := auth.LoadPolicy(f.ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pol.TrackServers(f.ctx, f.reg); err != nil {
+		t.Fatal(err)
+	}
+	if doc != "" {
+		if _, err := pol.Replace(f.ctx, []byte(doc), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.deps.Policy = pol
+	return pol
+}
+
 func (f *fixture) serve(t testing.TB, opts Options, tweak func(*Gateway)) *testEnv {
 	t.Helper()
 	gw, err := New(opts, f.deps)

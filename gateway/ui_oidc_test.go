@@ -83,16 +83,7 @@ func newOIDCUIEnv(t *testing.T, host string) *oidcUIEnv {
 	}
 	logs := &lockedLog{}
 	lg := zerolog.New(logs)
-	pol, err := auth.LoadPolicy(f.ctx, auth.PolicyOptions{Store: f.store, IdentityProvider: true, Log: lg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pol.TrackServers(f.ctx, f.reg); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pol.Replace(f.ctx, []byte(oidcUIPolicy), nil); err != nil {
-		t.Fatal(err)
-	}
+	pol := f.withPolicy(t, auth.PolicyOptions{IdentityProvider: true, Log: lg}, oidcUIPolicy)
 	authn := auth.NewAuthenticator(f.store, auth.Options{OIDC: o})
 	login, err := auth.NewOIDCLogin(authn, auth.UILoginConfig{
 		Issuer: prov.Issuer, ClientID: uiOIDCClient, ClientSecret: uiOIDCSecret,
