@@ -144,7 +144,14 @@ func (g *Gateway) serveResourceMetadata(w http.ResponseWriter, r *http.Request) 
 		resource += "/" + rt.key + "/mcp"
 	}
 	w.Header().Set("Access-Control-Allow-Origin", "*") // public metadata, read by browser-based MCP clients
-	w.Header().Set("Cache-Control", "public, max-age=300")
+	if g.opts.PublicURL != "" {
+		w.Header().Set("Cache-Control", "public, max-age=300")
+	} else {
+		// The resource URL is built from the request's Host: a shared
+		// cache that does not key on it must not hand one caller's Host
+		// to the next.
+		w.Header().Set("Cache-Control", "no-store")
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"resource":                 resource,
 		"authorization_servers":    issuers,

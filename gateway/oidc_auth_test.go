@@ -266,6 +266,11 @@ func TestIngressWithRealProvider(t *testing.T) {
 			if md.Resource != tc.resource || !slices.Equal(md.AuthorizationServers, []string{prov.Issuer, other.URL}) {
 				t.Fatalf("metadata at %s = %s", tc.path, body)
 			}
+			// Built from the request's Host (no --public-url): no shared
+			// cache may keep it for the next caller.
+			if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+				t.Errorf("metadata at %s: Cache-Control %q, want no-store", tc.path, cc)
+			}
 		}
 		if resp, _ := env.do(t, http.MethodGet, "/.well-known/oauth-protected-resource/nothing-here/mcp", nil, nil); resp.StatusCode != http.StatusNotFound {
 			t.Fatalf("metadata for an unknown path: %d", resp.StatusCode)
