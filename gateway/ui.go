@@ -241,7 +241,7 @@ func (g *Gateway) uiSignOut(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, r, "POST")
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
+	http.SetCookie(w, &http.Cookie{Name: g.sessionCookieName(r), Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: g.secureCookies(r)})
 	writeJSON(w, http.StatusOK, map[string]bool{"signed_out": true})
 }
@@ -280,11 +280,22 @@ func (g *Gateway) setSession(w http.ResponseWriter, r *http.Request, token strin
 	s := uiSession{Token: token, CSRF: base64.RawURLEncoding.EncodeToString(b[:]), Expires: time.Now().Add(sessionTTL).Unix()}
 	raw, _ := json.Marshal(s)
 	http.SetCookie(w, &http.Cookie{
-		Name: sessionCookie, Value: g.sealer.Seal(sessionAAD, string(raw)), Path: "/",
+		Name: g.sessionCookieName(r), Value: g.sealer.Seal(sessionAAD, string(raw)), Path: "/",
 		MaxAge: int(sessionTTL / time.Second), HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: g.secureCookies(r),
 	})
 	return s
+}
+
+// sessionCookieName is the session cookie's name: over HTTPS it carries
+// the __Host- prefix, with which browsers refuse a cookie of that name set
+// by another host (a sibling subdomain planting its own session, to sign
+// the user in as someone else) or without Secure and Path=/.
+func (g *Gateway) sessionCookieName(r *http.Request) string {
+	if g.secureCookies(r) {
+		return "__Host-" + sessionCookie
+	}
+	return sessionCookie
 }
 
 func (g *Gateway) secureCookies(r *http.Request) bool {
@@ -294,7 +305,7 @@ func (g *Gateway) secureCookies(r *http.Request) bool {
 // readSession returns the UI session of the request's cookie, if it holds
 // one that this gateway sealed and that has not expired.
 func (g *Gateway) readSession(r *http.Request) (uiSession, bool) {
-	c, err := r.Cookie(sessionCookie)
+	c, err := r.Cookie(g.sessionCookieName(r))
 	if err != nil || c.Value == "" {
 		return uiSession{}, false
 	}
@@ -341,7 +352,7 @@ func (g *Gateway) csrfRefused(w http.ResponseWriter, r *http.Request) bool {
 	if r.Header.Get("Authorization") != "" || r.Header.Get("X-Authorization") != "" {
 		return false
 	}
-	c, err := r.Cookie(sessionCookie)
+	c, err := r.Cookie(g.sessionCookieName(r))
 	if err != nil || c.Value == "" {
 		return false
 	}

@@ -562,9 +562,25 @@ func TestUISignInCookie(t *testing.T) {
 
 	t.Run("secure when the public URL is https", func(t *testing.T) {
 		e2 := newUIEnv(t, Options{PublicURL: "https://gw.example.com"})
-		resp, _ := e2.do(t, "POST", "/ui/login", []byte(`{"token":`+jsString(e2.admin)+`}`), map[string]string{"Content-Type": "application/json"})
-		if !strings.Contains(resp.Header.Get("Set-Cookie"), "Secure") {
-			t.Fatalf("Set-Cookie = %q", resp.Header.Get("Set-Cookie"))
+		resp, body := e2.do(t, "POST", "/ui/login", []byte(`{"token":`+jsString(e2.admin)+`}`), map[string]string{"Content-Type": "application/json"})
+		set := resp.Header.Get("Set-Cookie")
+		// __Host-: browsers keep it only from this host, Secure, Path=/,
+		// so no sibling subdomain can plant a session of its own.
+		if !strings.HasPrefix(set, "__Host-"+sessionCookie+"=") || !strings.Contains(set, "Secure") || !strings.Contains(set, "Path=/") || strings.Contains(set, "Domain=") {
+			t.Fatalf("Set-Cookie = %q", set)
+		}
+		var in signInResponse
+		if err := json.Unmarshal(body, &in); err != nil {
+			t.Fatal(err)
+		}
+		cookie := strings.SplitN(set, ";", 2)[0]
+		disable := "/api/v1/servers/x/disable"
+		if r, b := e2.do(t, "POST", disable, nil, map[string]string{"Cookie": cookie, csrfHeader: in.CSRF}); r.StatusCode == http.StatusUnauthorized || r.StatusCode == http.StatusForbidden {
+			t.Errorf("the __Host- session cookie was not read back: %d %s", r.StatusCode, b)
+		}
+		plain := sessionCookie + "=" + strings.SplitN(cookie, "=", 2)[1]
+		if r, _ := e2.do(t, "POST", disable, nil, map[string]string{"Cookie": plain, csrfHeader: in.CSRF}); r.StatusCode != http.StatusUnauthorized && r.StatusCode != http.StatusForbidden {
+			t.Errorf("a session cookie without the prefix was accepted over HTTPS: %d", r.StatusCode)
 		}
 	})
 
