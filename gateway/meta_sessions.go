@@ -29,7 +29,8 @@ var _ server.SessionIdManagerResolver = metaSessionIDs{}
 // ResolveSessionIdManager returns the manager of r's caller. The session
 // sweeper asks with a nil request, to terminate: that needs no caller.
 func (m metaSessionIDs) ResolveSessionIdManager(r *http.Request) server.SessionIdManager {
-	label := "mcpgw-meta-session"
+	// A NUL first: no server's key (the relay's labels) starts with one.
+	label := "\x00meta-session"
 	if r != nil {
 		if p := auth.FromContext(r.Context()); p != nil {
 			label += "\x00" + p.Subject
