@@ -599,7 +599,7 @@ func (x *Index) Search(ctx context.Context, q Query) ([]Hit, error) {
 		c.hits, c.raw, c.docs = c.hits[:top], c.raw[:top], c.docs[:top]
 	}
 	if len(c.hits) > 0 {
-		x.normalize(c.hits, c.raw, c.docs, terms, unknown)
+		x.normalize(c.hits, c.raw, c.docs[0], terms, unknown)
 	}
 	return c.hits, nil
 }
@@ -856,18 +856,12 @@ func (x *Index) queryTerms(text string) ([]queryTerm, float64) {
 	return out, unknown
 }
 
-// normalize turns raw relevance scores into similarities in 0..1; docs
-// are the hits' doc ids, best first. The best hit gets the idf-weighted
-// share of the query's words it contains (a synonym or correction counting
-// at its boost), and each later hit that share scaled by its raw score
-// relative to the best, so scores fall in rank order and a hit matching
-// every word of the query scores 1.
-//
-// A word that no hit holds weighs as a word the index does not know, even
-// when some tool holds it: the hits are what the caller may see, and a
-// weight taken from a tool it may not see would tell, by the score, that
-// such a tool has the word.
-func (x *Index) normalize(hits []Hit, raw []float64, docs []uint32, terms []queryTerm, unknown float64) {
+// normalize turns raw relevance scores into similarities in 0..1; d is the
+// best hit's doc id. The best hit gets the idf-weighted share of the query's words it contains (a
+// synonym or correction counting at its boost), and each later hit that
+// share scaled by its raw score relative to the best, so scores fall in
+// rank order and a hit matching every word of the query scores 1.
+func (x *Index) normalize(hits []Hit, raw []float64, d uint32, terms []queryTerm, unknown float64) {
 	best := raw[0]
 	if best <= 0 {
 		for i := range hits {
@@ -875,31 +869,21 @@ func (x *Index) normalize(hits []Hit, raw []float64, docs []uint32, terms []quer
 		}
 		return
 	}
-	holds := func(term string, d uint32) bool {
+	// Whether the best hit (doc d) holds a term is in the postings.
+	have := func(term string) bool {
 		t := x.terms[term]
 		return t != nil && t.holds(d)
 	}
-	unknownWeight := 1 + math.Log(float64(x.tools)+1)
 	total, matched := unknown, 0.0
 	for _, qt := range terms {
-		weight := unknownWeight
-	seen:
-		for _, d := range docs {
-			for _, a := range qt.alts {
-				if holds(a.term, d) {
-					weight = qt.idf
-					break seen
-				}
-			}
-		}
-		total += weight
+		total += qt.idf
 		m := 0.0
 		for _, a := range qt.alts {
-			if a.boost > m && holds(a.term, docs[0]) {
+			if a.boost > m && have(a.term) {
 				m = a.boost
 			}
 		}
-		matched += weight * math.Min(m, 1)
+		matched += qt.idf * math.Min(m, 1)
 	}
 	cover := 0.0
 	if total > 0 {
