@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/mcpgw/mcpgw/auth"
 	"github.com/mcpgw/mcpgw/registry"
 	"github.com/mcpgw/mcpgw/search"
@@ -296,5 +298,47 @@ func TestFinderNotConfigured(t *testing.T) {
 	res, err := callTool(c, "intelligent_tool_finder", map[string]any{"natural_language_query": "anything"})
 	if err != nil || !res.IsError || !strings.Contains(resultText(t, res), "not configured") {
 		t.Fatalf("%v %v", res, err)
+	}
+}
+
+// TestFinderScoresTellNothingOfHiddenTools: the support group sees only
+// customer-support-assistant's tools. Its finder scores must not depend on
+// the words of tools it may not see: the similarity once weighed query
+// words by the whole index, so a word only a hidden tool holds scored
+// differently from a word no tool holds, and a caller could learn, word by
+// word, what hidden tools are called and described as.
+func TestFinderScoresTellNothingOfHiddenTools(t *testing.T) {
+	f := newFixture(t)
+	f.withFinder(t)
+	f.withPolicy(t, auth.PolicyOptions{Log: zerolog.Nop()}, seedPolicy)
+	env := f.serve(t, Options{}, nil)
+	env.register(t, map[string]any{"server_name": "customer-support-assistant", "path": "/customer-support-assistant",
+		"proxy_pass_url": "http://127.0.0.1:9/mcp", "tool_list": seedTools})
+	env.register(t, map[string]any{"server_name": "hr-internal", "path": "/hr-internal", "proxy_pass_url": "http://127.0.0.1:9/mcp",
+		"tool_list": []map[string]any{{"name": "export_payroll_ledger", "parsed_description": map[string]any{"main": "Export the quarterly payroll ledger of executives"}}}})
+	sam := &auth.Principal{Subject: "sam", Groups: []string{"support-team"}}
+	score := func(q string) float64 {
+		res, err := env.gw.find(context.Background(), sam, findParams{Query: q, Top: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			if r.ServicePath != "/customer-support-assistant" {
+				t.Fatalf("hidden tool in results: %+v", r)
+			}
+		}
+		if len(res) == 0 {
+			return -1
+		}
+		return res[0].OverallSimilarityScore
+	}
+	base := score("check warranty status qzxvvy")
+	if base <= 0 || base >= 1 {
+		t.Fatalf("score %.3f of a query with one unknown word: the test compares nothing", base)
+	}
+	for _, probe := range []string{"payroll", "executives", "ledger", "quarterly", "payrol"} {
+		if s := score("check warranty status " + probe); s != base {
+			t.Errorf("the score tells that %q occurs in a tool sam may not see (%.3f, a word no tool holds %.3f)", probe, s, base)
+		}
 	}
 }

@@ -49,6 +49,7 @@ type state struct {
 	spans   map[string]span
 	docs    []docRef
 	nameLen []uint32 // by doc id: the length of the tool's name field (see rerank)
+	tie     []uint32 // by doc id: a hash of the tool's server path and name (see ranking.better)
 	live    []uint64 // bitset of the doc ids whose tool is live: compact, for the search's inner loops
 	dead    int      // removed docs still in docs
 	terms   map[string]*term
@@ -161,6 +162,20 @@ func (st *state) nextEpoch() uint32 {
 	return st.epoch
 }
 
+// tieKey hashes a tool's server path and name (FNV-1a): the same in every
+// index, unlike doc ids, and one integer to compare.
+func tieKey(path, name string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(path); i++ {
+		h = (h ^ uint32(path[i])) * 16777619
+	}
+	h *= 16777619 // a zero byte between path and name
+	for i := 0; i < len(name); i++ {
+		h = (h ^ uint32(name[i])) * 16777619
+	}
+	return h
+}
+
 // addDoc appends tool i of e, analyzed as dt, as the next doc id.
 func (st *state) addDoc(e *entry, i int, dt *docTerms) {
 	d := uint32(len(st.docs))
@@ -170,6 +185,7 @@ func (st *state) addDoc(e *entry, i int, dt *docTerms) {
 	}
 	st.live[d/64] |= 1 << (d % 64)
 	st.nameLen = append(st.nameLen, dt.nameLen)
+	st.tie = append(st.tie, tieKey(e.srv.Path, e.srv.ToolList[i].Name))
 	ep := st.nextEpoch()
 	for fi := range dt.f {
 		for _, tf := range dt.f[fi] {

@@ -149,6 +149,7 @@ type cand struct {
 
 // ranking is the result of rank: a score for every tool hit.
 type ranking struct {
+	x      *Index
 	s      *scratch
 	ok     []uint64 // the tools that may be returned
 	nterms float64
@@ -185,7 +186,7 @@ func (x *Index) rank(terms []queryTerm, tags []string) *ranking {
 		s.acc, s.tmp = make([]acc, m), make([]uint32, m)
 		s.hit, s.tmpHi = make([]uint64, (m+63)/64), make([]uint64, (m+63)/64)
 	}
-	r := &ranking{s: s, ok: x.live, nterms: float64(len(terms))}
+	r := &ranking{x: x, s: s, ok: x.live, nterms: float64(len(terms))}
 	if len(tags) > 0 {
 		// The servers' spans hold only live tools (a replaced server's old
 		// tools are in its old span), so this is a subset of live.
@@ -315,11 +316,32 @@ func (x *Index) release(r *ranking) {
 
 // better orders candidates: higher score first, then lower doc id, so that
 // ties break the same way however the search ran.
-func better(a, b cand) bool {
+func (r *ranking) better(a, b cand) bool {
 	if a.score != b.score {
 		return a.score > b.score
 	}
-	return a.doc < b.doc
+	if ta, tb := r.x.tie[a.doc], r.x.tie[b.doc]; ta != tb {
+		return ta < tb
+	}
+	return r.x.docLess(a.doc, b.doc)
+}
+
+// docLess orders tools of equal score and equal tie hash by server path,
+// then tool name: doc ids differ between an index kept up to date and one
+// built afresh, and between replicas, and which of two tied tools a cut
+// keeps must not depend on them.
+func (x *Index) docLess(a, b uint32) bool {
+	ra, rb := x.docs[a], x.docs[b]
+	if ra.e == nil || rb.e == nil {
+		return ra.e != nil || (rb.e == nil && a < b)
+	}
+	if ra.e != rb.e {
+		return ra.e.srv.Path < rb.e.srv.Path // paths are unique in the index
+	}
+	if na, nb := ra.e.srv.ToolList[ra.tool].Name, rb.e.srv.ToolList[rb.tool].Name; na != nb {
+		return na < nb
+	}
+	return a < b
 }
 
 // best returns the k best candidates, best first: one pass over the tools
@@ -327,37 +349,39 @@ func better(a, b cand) bool {
 // cost one comparison.
 func (r *ranking) best(k int) []cand {
 	s, inv := r.s, 1/r.nterms
-	h := s.top[:0]
+	h := worstFirst{c: s.top.c[:0], r: r}
 	for w, b := range r.ok {
 		for b &= s.hit[w]; b != 0; b &= b - 1 {
 			d := uint32(w*64 + mbits.TrailingZeros64(b))
 			c := cand{score: s.acc[d].score(inv), doc: d}
-			if len(h) < k {
-				if h = append(h, c); len(h) == k {
+			if len(h.c) < k {
+				if h.c = append(h.c, c); len(h.c) == k {
 					heap.Init(&h)
 				}
-			} else if better(c, h[0]) {
-				h[0] = c
+			} else if r.better(c, h.c[0]) {
+				h.c[0] = c
 				heap.Fix(&h, 0)
 			}
 		}
 	}
-	s.top = h
-	out := append([]cand(nil), h...)
-	sort.Slice(out, func(i, j int) bool { return better(out[i], out[j]) })
+	s.top = worstFirst{c: h.c} // kept for its memory, not its ranking
+	out := append([]cand(nil), h.c...)
+	sort.Slice(out, func(i, j int) bool { return r.better(out[i], out[j]) })
 	return out
 }
 
 // worstFirst is a heap of candidates with the worst on top.
-type worstFirst []cand
+type worstFirst struct {
+	c []cand
+	r *ranking
+}
 
-func (h worstFirst) Len() int           { return len(h) }
-func (h worstFirst) Less(i, j int) bool { return better(h[j], h[i]) }
-func (h worstFirst) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *worstFirst) Push(v any)        { *h = append(*h, v.(cand)) }
+func (h *worstFirst) Len() int           { return len(h.c) }
+func (h *worstFirst) Less(i, j int) bool { return h.r.better(h.c[j], h.c[i]) }
+func (h *worstFirst) Swap(i, j int)      { h.c[i], h.c[j] = h.c[j], h.c[i] }
+func (h *worstFirst) Push(v any)         { h.c = append(h.c, v.(cand)) }
 func (h *worstFirst) Pop() any {
-	old := *h
-	v := old[len(old)-1]
-	*h = old[:len(old)-1]
+	v := h.c[len(h.c)-1]
+	h.c = h.c[:len(h.c)-1]
 	return v
 }

@@ -857,10 +857,16 @@ func (x *Index) queryTerms(text string) ([]queryTerm, float64) {
 }
 
 // normalize turns raw relevance scores into similarities in 0..1; d is the
-// best hit's doc id. The best hit gets the idf-weighted share of the query's words it contains (a
-// synonym or correction counting at its boost), and each later hit that
-// share scaled by its raw score relative to the best, so scores fall in
-// rank order and a hit matching every word of the query scores 1.
+// best hit's doc id. The best hit gets the idf-weighted share of the
+// query's words it contains (a synonym or correction counting at its
+// boost), and each later hit that share scaled by its raw score relative
+// to the best, so scores fall in rank order and a hit matching every word
+// of the query scores 1.
+//
+// A word the best hit does not hold weighs as a word the index does not
+// know, even when some tool holds it: the best hit is one the caller may
+// see, and a weight taken from a tool it may not see would tell, by the
+// score, that such a tool has the word.
 func (x *Index) normalize(hits []Hit, raw []float64, d uint32, terms []queryTerm, unknown float64) {
 	best := raw[0]
 	if best <= 0 {
@@ -874,15 +880,20 @@ func (x *Index) normalize(hits []Hit, raw []float64, d uint32, terms []queryTerm
 		t := x.terms[term]
 		return t != nil && t.holds(d)
 	}
+	unknownWeight := 1 + math.Log(float64(x.tools)+1)
 	total, matched := unknown, 0.0
 	for _, qt := range terms {
-		total += qt.idf
 		m := 0.0
 		for _, a := range qt.alts {
 			if a.boost > m && have(a.term) {
 				m = a.boost
 			}
 		}
+		if m == 0 {
+			total += unknownWeight
+			continue
+		}
+		total += qt.idf
 		matched += qt.idf * math.Min(m, 1)
 	}
 	cover := 0.0

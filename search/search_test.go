@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -987,5 +988,40 @@ func TestCorrectionsPerQueryAreBounded(t *testing.T) {
 	}
 	if corrected == 0 || corrected > maxCorrectedWords {
 		t.Errorf("%d of %d misspelled words were corrected, want 1 to %d", corrected, len(typos), maxCorrectedWords)
+	}
+}
+
+// TestTiesRankAlikeInEveryIndex checks that tools of equal relevance come
+// in the same order whatever order the index learned them in (doc ids), so
+// that replicas, and an index kept up to date against one built afresh,
+// answer a query alike: the catalog's copies tie on every query.
+func TestTiesRankAlikeInEveryIndex(t *testing.T) {
+	servers := catalogCopies(t, 4)
+	reversed := slices.Clone(servers)
+	slices.Reverse(reversed)
+	a, b := newIndex(t, servers...), newIndex(t, reversed...)
+	ctx := context.Background()
+	ties := 0
+	for _, q := range labeledQueries(t)[:30] {
+		sq := Query{Text: q.Query, Top: 50}
+		ha, err := a.Search(ctx, sq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hb, err := b.Search(ctx, sq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if scored(ha) != scored(hb) {
+			t.Errorf("%q:\nin order   %s\nin reverse %s", q.Query, scored(ha), scored(hb))
+		}
+		for i := 1; i < len(ha); i++ {
+			if ha[i].Score == ha[i-1].Score {
+				ties++
+			}
+		}
+	}
+	if ties == 0 {
+		t.Fatal("no ties among the hits: the test compares nothing")
 	}
 }
