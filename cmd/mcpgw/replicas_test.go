@@ -412,7 +412,9 @@ func TestReplicas(t *testing.T) {
 		}
 		var mu sync.Mutex
 		var outcomes []outcome
-		var killedAt atomic.Int64
+		// killedAt is when the kill was sent; deadAt when A was seen to
+		// exit. A request that starts in between may still reach A.
+		var killedAt, deadAt atomic.Int64
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		for i := 0; i < clients; i++ {
@@ -432,7 +434,7 @@ func TestReplicas(t *testing.T) {
 					if !o.ok {
 						o.errText = fmt.Sprintf("%+v %v", r, err)
 					}
-					o.phaseTwoReq = killedAt.Load() != 0 && o.start.UnixNano() > killedAt.Load()
+					o.phaseTwoReq = deadAt.Load() != 0 && o.start.UnixNano() > deadAt.Load()
 					mu.Lock()
 					outcomes = append(outcomes, o)
 					mu.Unlock()
@@ -445,6 +447,7 @@ func TestReplicas(t *testing.T) {
 			t.Fatal(err)
 		}
 		<-a.done
+		deadAt.Store(time.Now().UnixNano())
 		time.Sleep(1500 * time.Millisecond)
 		cancel()
 		wg.Wait()
